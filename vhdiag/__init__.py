@@ -1,0 +1,12 @@
+"""vhdiag: PostgreSQL operations diagnostics as pandas frames and papermill reports."""
+from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError
+
+__version__ = "0.1.0"
+__all__ = ["connect", "Target", "VhdiagError", "ConfigError", "ConnectError", "CapabilityError"]
+
+
+def __getattr__(name):  # lazy: importing vhdiag should not pull in SQLAlchemy for `--help`
+    if name in ("connect", "Target"):
+        from . import target
+        return getattr(target, name)
+    raise AttributeError(name)

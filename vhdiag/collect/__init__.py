@@ -1,0 +1,7 @@
+"""Collectors: one module per DBA question, each returning one typed pandas DataFrame.
+
+Every collector documents its columns in a ``COLUMNS`` mapping (name -> dtype) and returns
+exactly those columns, in that order, on every supported server version (PostgreSQL 13 to
+18). A feature the server or role lacks gives an empty frame with the same columns and one
+notice on the Target that names the fix.
+"""

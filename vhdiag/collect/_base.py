@@ -1,0 +1,73 @@
+"""Shared plumbing of the collectors: SQL files and typed frames."""
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+# dtype names used in the COLUMNS mappings; "ts" is a UTC, timezone-aware timestamp.
+DTYPES = {
+    "string": "string",
+    "int": "Int64",
+    "float": "Float64",
+    "bool": "boolean",
+    "ts": "datetime64[ns, UTC]",
+}
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def pick_sql(prefix: str, key: int) -> str:
+    """The newest ``<prefix>_post_<N>.sql`` with N <= key, else ``<prefix>.sql``.
+
+    ``key`` is a server_version_num (170000) or, for pg_stat_statements, the extension
+    version as major*100+minor (111 for 1.11). A newest-first ladder, as pg_activity does.
+    """
+    return load_sql(_pick_name(prefix, key))
+
+
+@cache
+def _pick_name(prefix: str, key: int) -> str:
+    best, best_n = prefix, -1
+    pattern = re.compile(re.escape(prefix) + r"_post_(\d+)\.sql$")
+    for path in SQL_DIR.glob(f"{prefix}_post_*.sql"):
+        m = pattern.match(path.name)
+        if m and best_n < int(m.group(1)) <= key:
+            best, best_n = path.stem, int(m.group(1))
+    if best == prefix and not (SQL_DIR / f"{prefix}.sql").exists():
+        raise LookupError(f"no SQL file {prefix}*.sql for version key {key}")
+    return best
+
+
+def typed(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Select ``columns`` in order and cast each to its declared dtype.
+
+    Columns missing from ``df`` (a feature this server lacks) come back as all-null.
+    """
+    out = {}
+    n = len(df)
+    for name, kind in columns.items():
+        dtype = DTYPES[kind]
+        if name in df.columns:
+            col = df[name]
+            if kind == "ts":
+                col = pd.to_datetime(col, utc=True)
+            elif kind in ("int", "float"):
+                col = pd.to_numeric(col)
+            out[name] = col.astype(dtype)
+        else:
+            out[name] = pd.Series([pd.NA] * n, dtype=dtype, index=df.index)
+    return pd.DataFrame(out, index=pd.RangeIndex(n)) if n == 0 else pd.DataFrame(out).reset_index(drop=True)
+
+
+def empty(columns: dict[str, str]) -> pd.DataFrame:
+    """A frame with no rows and the declared columns and dtypes."""
+    return typed(pd.DataFrame(), columns)

@@ -1,0 +1,94 @@
+"""Where a connection string comes from, and how it is shown without its password.
+
+A target is given as a DSN (URI ``postgresql://...`` or libpq ``key=value`` words), as
+``env:NAME`` (read the DSN from that environment variable), or not at all: then
+``VHDIAG_DSN``, then ``DATABASE_URL`` (as the runbook's ``psql $DATABASE_URL``).
+Reports and notebooks are handed the *reference* (``env:NAME``), never the DSN itself.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from psycopg.conninfo import conninfo_to_dict
+
+from .errors import ConfigError
+
+DEFAULT_ENV_VARS = ("VHDIAG_DSN", "DATABASE_URL")
+_URI_SCHEMES = ("postgresql://", "postgres://")
+_SQLALCHEMY_SCHEME = re.compile(r"^postgres(?:ql)?\+\w+://")
+
+
+@dataclass(frozen=True)
+class ResolvedDSN:
+    conninfo: str = field(repr=False)  # what libpq gets; may hold a password
+    reference: str                     # how the user named it: "env:DATABASE_URL" or a safe form
+    params: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def password(self) -> str | None:
+        return self.params.get("password")
+
+    @property
+    def display(self) -> str:
+        """user@host:port/dbname: enough to know which server, nothing secret."""
+        p = self.params
+        host = p.get("host") or "localhost"
+        if host.startswith("/"):
+            host = f"[socket {host}]"
+        port = p.get("port") or "5432"
+        user = p.get("user") or os.environ.get("PGUSER") or "(default user)"
+        db = p.get("dbname") or user
+        return f"{user}@{host}:{port}/{db}"
+
+    def scrub(self, text: str) -> str:
+        """Replace the password wherever a library message might have echoed it."""
+        pw = self.password
+        return text.replace(pw, "***") if pw else text
+
+
+def resolve(target: str | None = None) -> ResolvedDSN:
+    """Turn a target (DSN, ``env:NAME`` or None) into a checked connection string."""
+    if target is None or target == "":
+        for var in DEFAULT_ENV_VARS:
+            if os.environ.get(var):
+                return _parse(os.environ[var], f"env:{var}")
+        raise ConfigError("no database given: pass --dsn postgresql://user@host/db, or set VHDIAG_DSN or DATABASE_URL")
+    if target.startswith("env:"):
+        var = target[4:]
+        if not var:
+            raise ConfigError("env: needs a variable name, for example env:DATABASE_URL")
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(f"environment variable {var} is not set or empty: export {var}=postgresql://user@host/db")
+        return _parse(value, target)
+    return _parse(target, None)
+
+
+def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
+    conninfo = _SQLALCHEMY_SCHEME.sub("postgresql://", dsn.strip())
+    looks_like_uri = conninfo.startswith(_URI_SCHEMES)
+    looks_like_words = "=" in conninfo and "://" not in conninfo
+    hint = "expected postgresql://user:password@host:5432/dbname or 'host=... dbname=...'"
+    if not (looks_like_uri or looks_like_words):
+        raise ConfigError(f"malformed DSN: {hint}")
+    try:
+        params = conninfo_to_dict(conninfo)
+    except Exception as exc:  # psycopg.ProgrammingError: libpq's own parse message
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparseable"
+        detail = _scrub_guess(detail, dsn)
+        raise ConfigError(f"malformed DSN ({detail}): {hint}") from None
+    if "port" in params and not str(params["port"]).isdigit():
+        raise ConfigError(f"malformed DSN (port must be a number): {hint}")
+    resolved = ResolvedDSN(conninfo=conninfo, reference="", params=params)
+    return ResolvedDSN(conninfo=conninfo, reference=reference or resolved.display, params=params)
+
+
+def _scrub_guess(text: str, dsn: str) -> str:
+    """Best effort for a DSN libpq could not parse: hide whatever sits where a password would."""
+    for m in re.finditer(r"://[^:/@\s]*:([^@\s]+)@|password\s*=\s*'?([^'\s]+)", dsn):
+        secret = m.group(1) or m.group(2)
+        if secret:
+            text = text.replace(secret, "***")
+    return text

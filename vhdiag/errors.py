@@ -1,0 +1,22 @@
+"""vhdiag's errors: one line each, saying what is wrong and how to fix it.
+
+The CLI prints ``Error: <message>`` and exits non-zero; tests assert the exact text.
+Messages never carry a password: they are built from parts vhdiag chose, not from
+connection strings.
+"""
+
+
+class VhdiagError(Exception):
+    """Base class; ``str(err)`` is the one-line message shown to the user."""
+
+
+class ConfigError(VhdiagError):
+    """A setting, DSN or argument is malformed."""
+
+
+class ConnectError(VhdiagError):
+    """The monitored database cannot be reached or refuses us."""
+
+
+class CapabilityError(VhdiagError):
+    """The server or role lacks something a question needs (extension, preload, grant)."""

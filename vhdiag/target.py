@@ -1,0 +1,292 @@
+"""Opening a monitored database safely, and knowing what it lets us see.
+
+Every connection vhdiag opens to a monitored database:
+- runs each transaction ``READ ONLY`` (psycopg's ``read_only``) and sets
+  ``default_transaction_read_only`` for the session as a second guard;
+- bounds every statement with ``statement_timeout`` (5 s) and every lock wait with
+  ``lock_timeout`` (100 ms), so a diagnosis never queues behind an ACCESS EXCLUSIVE lock;
+- says who it is with ``application_name=vhdiag`` (visible in pg_stat_activity);
+- gives up connecting after ``connect_timeout`` (5 s).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.pool import QueuePool
+
+from . import dsn as dsn_mod
+from .errors import CapabilityError, ConnectError, VhdiagError
+
+log = logging.getLogger("vhdiag")
+
+APPLICATION_NAME = "vhdiag"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server is and what this role may see. Read once at connect()."""
+
+    server_version_num: int          # 180001
+    server_version: str              # full version() string
+    user: str
+    database: str
+    is_superuser: bool
+    reads_all_stats: bool            # superuser or member of pg_read_all_stats (query text of others)
+    pgss_version: str | None         # installed pg_stat_statements extension version, e.g. "1.12"
+    pgss_schema: str | None          # schema the extension lives in
+    pgss_preloaded: bool             # listed in shared_preload_libraries
+    postmaster_start: pd.Timestamp
+    in_recovery: bool
+
+    @property
+    def major(self) -> int:
+        return self.server_version_num // 10000
+
+    @property
+    def pgss_version_tuple(self) -> tuple[int, int] | None:
+        if not self.pgss_version:
+            return None
+        major, _, minor = self.pgss_version.partition(".")
+        return int(major), int(minor or 0)
+
+    @property
+    def pgss_usable(self) -> bool:
+        return bool(self.pgss_version and self.pgss_preloaded)
+
+
+_CAPABILITIES_SQL = """
+SELECT current_setting('server_version_num')::int AS server_version_num,
+       version() AS server_version,
+       current_user AS "user",
+       current_database() AS database,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS is_superuser,
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats,
+       e.extversion AS pgss_version,
+       n.nspname AS pgss_schema,
+       current_setting('shared_preload_libraries') AS preload,
+       pg_postmaster_start_time() AS postmaster_start,
+       pg_is_in_recovery() AS in_recovery
+FROM (SELECT 1) AS one
+LEFT JOIN pg_extension e ON e.extname = 'pg_stat_statements'
+LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
+"""
+
+
+def _is_preloaded(setting: str) -> bool:
+    # shared_preload_libraries = 'pg_stat_statements, auto_explain' or '$libdir/pg_stat_statements'
+    return any(part.strip().strip('"').rsplit("/", 1)[-1] == "pg_stat_statements"
+               for part in setting.split(","))
+
+
+class Target:
+    """A monitored database, opened read-only. One method per question, each a DataFrame."""
+
+    def __init__(self, resolved: dsn_mod.ResolvedDSN, *, statement_timeout_ms: int = 5000,
+                 lock_timeout_ms: int = 100, connect_timeout_s: int = 5,
+                 application_name: str = APPLICATION_NAME):
+        self._dsn = resolved
+        self.reference = resolved.reference
+        self.display = resolved.display
+        self.statement_timeout_ms = int(statement_timeout_ms)
+        self.lock_timeout_ms = int(lock_timeout_ms)
+        self.connect_timeout_s = int(connect_timeout_s)
+        self.application_name = application_name
+        self.notices: dict[str, str] = {}
+        self.engine = sa.create_engine("postgresql+psycopg://", creator=self._open, poolclass=QueuePool,
+                                       pool_size=2, max_overflow=2, pool_reset_on_return="rollback")
+        self.capabilities = self._probe()
+
+    # -- connections ----------------------------------------------------------------------
+    def _open(self) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(self._dsn.conninfo, application_name=self.application_name,
+                                   connect_timeout=self.connect_timeout_s)
+        except psycopg.OperationalError as exc:
+            raise _connect_error(exc, self._dsn) from None
+        # Session settings first, in their own transaction, then every later transaction
+        # starts as BEGIN READ ONLY (psycopg's read_only attribute).
+        conn.execute(
+            "SELECT set_config('default_transaction_read_only', 'on', false),"
+            " set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+            (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"),
+        )
+        conn.commit()
+        conn.read_only = True
+        return conn
+
+    def _probe(self) -> Capabilities:
+        try:
+            row = self.query(_CAPABILITIES_SQL).iloc[0]
+        except sa.exc.DBAPIError as exc:
+            raise ConnectError(f"connected to {self.display} but could not read its settings: "
+                               f"{self._dsn.scrub(_first_line(exc.orig))}") from None
+        return Capabilities(
+            server_version_num=int(row.server_version_num), server_version=row.server_version,
+            user=row.user, database=row.database, is_superuser=bool(row.is_superuser),
+            reads_all_stats=bool(row.reads_all_stats), pgss_version=row.pgss_version,
+            pgss_schema=row.pgss_schema, pgss_preloaded=_is_preloaded(row.preload),
+            postmaster_start=pd.Timestamp(row.postmaster_start).tz_convert("UTC"),
+            in_recovery=bool(row.in_recovery),
+        )
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run one read-only statement and return its rows as an untyped DataFrame."""
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), params or {})
+            rows = result.fetchall()
+            return pd.DataFrame.from_records(rows, columns=list(result.keys()))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<vhdiag.Target {self.display}>"
+
+    # -- degraded mode --------------------------------------------------------------------
+    def notice(self, key: str, message: str) -> None:
+        """Say once (per Target) that a feature is unavailable, and how to get it."""
+        if key not in self.notices:
+            self.notices[key] = message
+            log.warning(message)
+
+    def require_pgss(self) -> Capabilities:
+        """Raise CapabilityError naming the fix when pg_stat_statements cannot be read."""
+        caps = self.capabilities
+        if not caps.pgss_version:
+            raise CapabilityError(
+                f"pg_stat_statements is not installed in database {caps.database}: "
+                "run CREATE EXTENSION pg_stat_statements; as a superuser")
+        if not caps.pgss_preloaded:
+            raise CapabilityError(
+                "pg_stat_statements is installed but not preloaded: add it to shared_preload_libraries "
+                "in postgresql.conf and restart the server")
+        return caps
+
+    # -- questions: one method each, one DataFrame back -----------------------------------
+    def statements(self) -> pd.DataFrame:
+        """pg_stat_statements, cumulative since its last reset (see vhdiag.collect.statements)."""
+        from .collect import statements
+        return statements.collect(self)
+
+    def statements_info(self) -> pd.DataFrame:
+        """pg_stat_statements_info: deallocations and the last reset (pgss 1.9+)."""
+        from .collect import statements
+        return statements.collect_info(self)
+
+    def tables(self) -> pd.DataFrame:
+        """Every user table with its sizes and tuple counts (see vhdiag.collect.space)."""
+        from .collect import space
+        return space.tables(self)
+
+    def indexes(self) -> pd.DataFrame:
+        """Every user index with size, scans and unused/duplicate/invalid flags."""
+        from .collect import indexes
+        return indexes.collect(self)
+
+    def activity(self) -> pd.DataFrame:
+        """One row per backend of pg_stat_activity (see vhdiag.collect.activity)."""
+        from .collect import activity
+        return activity.collect(self)
+
+    def connections(self) -> pd.DataFrame:
+        """Connection counts by state, database, user and application, with the limits."""
+        from .collect import activity
+        return activity.connections(self)
+
+    def database(self) -> pd.DataFrame:
+        """pg_stat_database for every database (see vhdiag.collect.database)."""
+        from .collect import database
+        return database.collect(self)
+
+    def maintenance(self) -> pd.DataFrame:
+        """Vacuum/analyze history and wraparound age per table (see vhdiag.collect.maintenance)."""
+        from .collect import maintenance
+        return maintenance.tables(self)
+
+    def wraparound(self) -> pd.DataFrame:
+        """Transaction ID age per database."""
+        from .collect import maintenance
+        return maintenance.databases(self)
+
+    def sequences(self) -> pd.DataFrame:
+        """Sequences with how much of their range is used."""
+        from .collect import maintenance
+        return maintenance.sequences(self)
+
+    def backups(self) -> pd.DataFrame:
+        """WAL archiving status (see vhdiag.collect.backups)."""
+        from .collect import backups
+        return backups.archiver(self)
+
+    def replication(self) -> pd.DataFrame:
+        """Replication slots and standbys with their lag."""
+        from .collect import backups
+        return backups.replication(self)
+
+    def doctor(self) -> pd.DataFrame:
+        """What this role can and cannot see, each line with the fix."""
+        from . import doctor
+        return doctor.checks(self)
+
+
+def connect(target: str | None = None, **options: Any) -> Target:
+    """Open a monitored database.
+
+    ``target`` is a DSN (``postgresql://user:pw@host:5432/db`` or ``host=... dbname=...``),
+    ``env:NAME`` to read it from an environment variable, or None for ``VHDIAG_DSN`` then
+    ``DATABASE_URL``. Options: ``statement_timeout_ms`` (5000), ``lock_timeout_ms`` (100),
+    ``connect_timeout_s`` (5), ``application_name`` ("vhdiag").
+    """
+    if isinstance(target, Target):
+        return target
+    return Target(dsn_mod.resolve(target), **options)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_AUTH = re.compile(r"password authentication failed|no password supplied|authentication failed|"
+                   r"fe_sendauth", re.I)
+
+
+def _connect_error(exc: psycopg.OperationalError, resolved: dsn_mod.ResolvedDSN) -> VhdiagError:
+    """Turn libpq's connection failure into one line that names the fix."""
+    text = resolved.scrub(str(exc))
+    where = resolved.display
+    p = resolved.params
+    host = p.get("host") or "localhost"
+    port = p.get("port") or "5432"
+    if _AUTH.search(text):
+        return ConnectError(f"authentication failed for {where}: check the user and password "
+                            "(in the DSN, PGPASSWORD or ~/.pgpass) and pg_hba.conf")
+    m = re.search(r'database "([^"]+)" does not exist', text)
+    if m:
+        return ConnectError(f'database "{m.group(1)}" does not exist on {host}:{port}: '
+                            "check the database name in the DSN (psql -l lists them)")
+    m = re.search(r'role "([^"]+)" does not exist', text)
+    if m:
+        return ConnectError(f'role "{m.group(1)}" does not exist on {host}:{port}: check the user name in the DSN')
+    if re.search(r"timeout expired|timed out", text, re.I):
+        return ConnectError(f"timed out connecting to {host}:{port}: check the host, the port and any firewall")
+    if re.search(r"Connection refused|No such file or directory|could not connect|Network is unreachable|"
+                 r"could not translate host name", text, re.I):
+        return ConnectError(f"cannot reach {host}:{port}: is PostgreSQL running there and accepting "
+                            "connections (listen_addresses, port)?")
+    if re.search(r"no pg_hba.conf entry", text, re.I):
+        return ConnectError(f"the server at {host}:{port} refuses this client: add a pg_hba.conf entry for "
+                            f"{p.get('user') or 'this user'} and reload")
+    return ConnectError(f"cannot connect to {where}: {_first_line(Exception(text))}")
