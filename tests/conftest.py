@@ -83,9 +83,15 @@ class _Servers:
         self.started[key] = PG(key, server)
         return self.started[key]
 
-    def extra(self, name: str, **kw) -> LocalServer:
-        """Another embedded server, e.g. one started without the preload."""
-        server = LocalServer(embedded_bin_dir(), self.base / name, **kw).start()
+    def extra(self, name: str, version: str = "pg18", **kw) -> LocalServer:
+        """Another server of that version, for tests that restart, crash or reconfigure one."""
+        if name in self.started:
+            return self.started[name].server
+        bin_dir = self.bin_dir(version)
+        if bin_dir is None:
+            skip_or_fail(f"PostgreSQL {VERSIONS[version]} is not installed "
+                         f"(apt-get install postgresql-{VERSIONS[version]})")
+        server = LocalServer(bin_dir, self.base / name, **kw).start()
         self.started[name] = PG(name, server)
         return server
 

@@ -33,7 +33,7 @@ def test_show_statements_table_and_csv(pg, capsys):
                              "--columns", "query,calls")
     assert code == 0, err
     assert out.splitlines()[0] == "query,calls"
-    assert f'"{workload.SEQ_QUERY}",{workload.SEQ_QUERY_CALLS}' in out.splitlines()
+    assert f"{workload.SEQ_QUERY},{workload.SEQ_QUERY_CALLS}" in out.splitlines()
 
 
 def test_dsn_from_environment(pg, capsys, monkeypatch):

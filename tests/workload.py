@@ -40,6 +40,7 @@ INSERT INTO orders (customer_id, amount, created_at, note)
 SELECT g % 5000, (g % 997) / 10.0, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute',
        'order ' || g
 FROM generate_series(1, {ORDERS_ROWS}) AS g;
+ALTER TABLE orders SET (autovacuum_enabled = false);  -- sizes and counters stay put during tests
 CREATE INDEX {UNUSED_INDEX} ON orders (note);
 CREATE INDEX {DUPLICATED_INDEX} ON orders (created_at);
 CREATE INDEX {DUPLICATE_INDEX} ON orders (created_at);
@@ -74,9 +75,14 @@ def build(server) -> None:
             conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {INVALID_INDEX} ON dupes (v)")
         except psycopg.errors.UniqueViolation:
             pass
-        # Start statistics from a known zero, so counts below are exact.
+        # Start statistics from a known zero, so counts below are exact. This session's own
+        # counters (the index builds' scans) reach shared memory only when it next goes idle, at
+        # most once a second: force them out before the reset, or they land after it.
+        flush_stats(conn)
         conn.execute("SELECT pg_stat_reset()")
         conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("ANALYZE orders, machine_events")
+        flush_stats(conn)
     run_workload(server)
 
 
@@ -90,6 +96,13 @@ def run_workload(server) -> None:
             conn.execute("SELECT amount FROM orders WHERE id = %s", (i + 1,))
         for _ in range(SLEEP_QUERY_CALLS):
             conn.execute("SELECT pg_sleep(%s)", (0.05,))
+        flush_stats(conn)
+
+
+def flush_stats(conn) -> None:
+    """Push this session's pending table statistics to shared memory now (PostgreSQL 15+)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.execute("SELECT 1")
 
 
 def open_idle_in_transaction(server) -> psycopg.Connection:

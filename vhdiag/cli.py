@@ -97,7 +97,67 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--stop", action="store_true", help="stop a demo server left running, and exit")
     demo.add_argument("--data-dir", default=None, metavar="DIR",
                       help="where the demo cluster lives (default: the user data directory)")
+    snap = sub.add_parser(
+        "snapshot", help="record one snapshot of the target in the history store",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Collect statements, table and index sizes, database statistics and connection counts, "
+                    "and write them to the history store as one transaction. Counters become per-interval "
+                    "deltas against the previous snapshot; pg_stat_statements is never reset. Run it from cron "
+                    "every 15 minutes.",
+        epilog="Example:\n  vhdiag snapshot --dsn env:DATABASE_URL --target-name vendhub-prod\n"
+               "  */15 * * * *  vhdiag snapshot --dsn env:DATABASE_URL --history /var/lib/vhdiag/history.sqlite\n")
+    _dsn_argument(snap)
+    _history_argument(snap)
+    snap.add_argument("--target-name", metavar="NAME", default=None,
+                      help="the target's name in the store (default: host:port/dbname)")
+    snap.add_argument("--no-prune", action="store_true",
+                      help="skip the daily automatic prune (raw 14 days, roll-ups 400 days)")
+
+    prune = sub.add_parser(
+        "prune", help="roll up and delete old history",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sum raw statement deltas older than --raw-days into hourly roll-ups, thin older size and "
+                    "database samples (hourly, daily for tables), and drop everything older than --rollup-days.",
+        epilog="Example:\n  vhdiag prune --raw-days 14 --rollup-days 400\n")
+    _history_argument(prune)
+    prune.add_argument("--raw-days", type=float, default=14, metavar="N", help="keep raw snapshots N days (14)")
+    prune.add_argument("--rollup-days", type=float, default=400, metavar="N", help="keep roll-ups N days (400)")
+
+    hist = sub.add_parser(
+        "history", help="print a window of the history store",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read the history store: statements summed over a window, snapshots, table growth, "
+                    "database series. --since/--until take ISO 8601 times (2026-11-29T12:00:00Z) or durations "
+                    "back from now (7d, 24h).",
+        epilog="Views: " + ", ".join(HISTORY_VIEWS) + "\n\nExample:\n"
+               "  vhdiag history statements --since 7d --limit 10\n"
+               "  vhdiag history table-growth --since 30d --format csv\n")
+    hist.add_argument("view", choices=list(HISTORY_VIEWS), metavar="VIEW", help=", ".join(HISTORY_VIEWS))
+    _history_argument(hist)
+    hist.add_argument("--target-name", metavar="NAME", default=None,
+                      help="which target (needed when the store holds several)")
+    hist.add_argument("--since", default=None, metavar="TIME", help="start: ISO 8601 or a duration back (7d)")
+    hist.add_argument("--until", default=None, metavar="TIME", help="end: ISO 8601 or a duration back (default now)")
+    hist.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    hist.add_argument("--limit", type=int, default=None, metavar="N")
     return parser
+
+
+def _history_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history", metavar="URL", default=None,
+                        help="history store: a file path, sqlite:///PATH or postgresql://... "
+                             "(default: $VHDIAG_HISTORY, else history.sqlite in the user data directory)")
+
+
+HISTORY_VIEWS = {
+    "statements": ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms", "rows",
+                   "complete", "notes", "query"],
+    "snapshots": ["snapshot_id", "ts", "interval_s", "events", "notes", "duration_ms"],
+    "table-growth": ["schema", "table", "start_ts", "end_ts", "end_total_bytes", "growth_bytes",
+                     "growth_bytes_per_day", "n_tup_ins", "n_tup_del", "complete"],
+    "database-series": ["ts", "database", "tps", "rollback_pct", "cache_hit_pct", "size_bytes", "connections",
+                        "complete", "events"],
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +236,52 @@ def cmd_demo(args) -> int:
     return demo.run(keep_running=args.keep_running, data_dir=args.data_dir)
 
 
-COMMANDS = {"show": cmd_show, "doctor": cmd_doctor, "demo": cmd_demo}
+def cmd_snapshot(args) -> int:
+    from .history import History
+    with _connect(args) as target, History(args.history) as history:
+        summary = history.snapshot(target, args.target_name)
+        pruned = None if args.no_prune else history.auto_prune()
+    events = ",".join(summary["events"]) or "none"
+    print(f"snapshot {summary['snapshot_id']} of {summary['target']} at {summary['ts']:%Y-%m-%d %H:%M:%S} UTC: "
+          f"{summary['statements_changed']} statements changed, events: {events}, "
+          f"written in {summary['write_ms']:.0f} ms to {history.display}")
+    for note in summary["notes"]:
+        print(f"Note: {note}", file=sys.stderr)
+    if pruned:
+        print(f"pruned: {pruned}")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from .history import History
+    with History(args.history) as history:
+        result = history.prune(raw_days=args.raw_days, rollup_days=args.rollup_days)
+    print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_history(args) -> int:
+    from .display import render
+    from .history import History
+    with History(args.history) as history:
+        if args.view == "snapshots":
+            frame = history.snapshots(args.target_name, since=args.since, until=args.until)
+        else:
+            method = {"statements": history.statements, "table-growth": history.table_growth,
+                      "database-series": history.database_series}[args.view]
+            frame = method(since=args.since, until=args.until, target=args.target_name)
+    limit = args.limit if args.limit is not None else (25 if args.format == "table" else None)
+    total = len(frame)
+    if limit is not None:
+        frame = frame.head(limit)
+    sys.stdout.write(render(frame, args.format, HISTORY_VIEWS[args.view] if args.format == "table" else None))
+    if args.format == "table" and total > len(frame):
+        print(f"({len(frame)} of {total} rows; --limit N for more)", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"show": cmd_show, "doctor": cmd_doctor, "demo": cmd_demo, "snapshot": cmd_snapshot,
+            "prune": cmd_prune, "history": cmd_history}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,89 @@
+"""Space: which tables hold the bytes, and how much of each is dead rows.
+
+The runbook (section 6, "Check table sizes") asks::
+
+    SELECT schemaname, tablename, pg_size_pretty(pg_total_relation_size(schemaname||'.'||tablename))
+    FROM pg_tables ORDER BY pg_total_relation_size(schemaname||'.'||tablename) DESC;
+
+``tables()`` answers the same question with three differences: sizes stay numbers
+(``*_bytes``; pretty strings only at display time), relations are addressed by oid rather than
+by a string-built name (which breaks on mixed-case or quoted names), and partitioned tables and
+materialized views are included (``pg_tables`` lists neither).
+
+Sizes never wait on locks. ``pg_relation_size`` and its kin take an AccessShareLock on every
+relation they open, so they queue behind an ACCESS EXCLUSIVE lock that another session holds
+(``VACUUM FULL``, ``ALTER TABLE``, ``LOCK TABLE``, an uncommitted ``DROP INDEX``) or is waiting
+for (a waiting request blocks later ones too), and vhdiag's ``lock_timeout`` would then fail the
+whole collection. Instead, a table whose heap, indexes or TOAST relations appear in
+``pg_locks`` with such a lock gets null sizes and ``size_skipped`` true; everything else in its
+row comes from the catalogs and statistics views, which take no such lock.
+
+Counters (``n_*``, ``seq_*``, ``idx_*``) are cumulative since the last statistics reset
+(``pg_stat_reset()``) and local to this server: a standby counts its own scans.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+
+from . import _base
+
+COLUMNS = {
+    "schema": "string",
+    "table": "string",
+    "relkind": "string",           # pg_class.relkind: r, p or m
+    "kind": "string",              # table, partitioned table, materialized view
+    "total_bytes": "int",          # table_bytes + index_bytes + toast_bytes = pg_total_relation_size
+    "table_bytes": "int",          # heap: main, free space map, visibility map and init forks
+    "index_bytes": "int",          # pg_indexes_size: every index, all forks
+    "toast_bytes": "int",          # the TOAST table and its index; 0 without one
+    "size_skipped": "bool",        # locked ACCESS EXCLUSIVE by another session: sizes are null
+    "estimated_rows": "int",       # pg_class.reltuples; null before the first VACUUM/ANALYZE (PG 14+)
+    "n_live_tup": "int",
+    "n_dead_tup": "int",
+    "dead_tup_pct": "float",       # 100 * dead / (live + dead); null when both are 0
+    "seq_scan": "int",
+    "seq_tup_read": "int",
+    "idx_scan": "int",             # null for a table without indexes
+    "idx_tup_fetch": "int",
+    "n_tup_ins": "int",
+    "n_tup_upd": "int",
+    "n_tup_del": "int",
+    "n_tup_hot_upd": "int",
+    "n_tup_newpage_upd": "int",    # PostgreSQL 16+; null before
+    "last_seq_scan": "ts",         # PostgreSQL 16+; null before (and when never scanned)
+}
+
+# A lock taken between the statement's read of pg_locks and a size call makes that call wait
+# lock_timeout and fail; the statement is then run again, with a fresh look at pg_locks.
+LOCK_RETRIES = 3
+
+
+def tables(target) -> pd.DataFrame:
+    """Every user table, partitioned table and materialized view, largest first.
+
+    One row per relation outside ``pg_catalog``, ``information_schema`` and the TOAST schemas,
+    with the columns of ``COLUMNS``. Tables locked ACCESS EXCLUSIVE by another session come last,
+    with null sizes and ``size_skipped`` true.
+    """
+    sql = _base.pick_sql("space_tables", target.capabilities.server_version_num)
+    return _base.typed(query_skipping_locks(target, sql), COLUMNS)
+
+
+def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.DataFrame:
+    """Run a statement that skips relations locked by others, again if a lock slipped in.
+
+    The SQL reads ``pg_locks`` once, at its start, and leaves the locked relations alone. A
+    session that takes an ACCESS EXCLUSIVE lock after that moment makes the statement wait
+    ``lock_timeout`` and fail with ``LockNotAvailable``; it is then run again, up to
+    ``retries`` times in all, and the last failure is raised.
+    """
+    attempt = 1
+    while True:
+        try:
+            return target.query(sql)
+        except sa.exc.DBAPIError as exc:
+            if attempt >= retries or not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise
+            attempt += 1

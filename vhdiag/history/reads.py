@@ -1,0 +1,220 @@
+"""Window reads of the history store, aggregated in SQL so a week of 5,000 statements stays cheap.
+
+A window is (since, until]: a snapshot's deltas cover the interval that *ends* at its ts. Raw
+deltas and hourly roll-ups (what retention leaves of pruned snapshots) are both read and summed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from . import schema as S
+from .deltas import counter_diff
+
+SUMMED = [c for c in S.STATEMENT_COUNTERS]
+
+STATEMENT_WINDOW_COLUMNS = [
+    "queryid", "userid", "dbid", "user", "database", "toplevel", "query",
+    "calls", "total_exec_ms", "mean_exec_ms", "stddev_exec_ms", "plans", "total_plan_ms", "rows",
+    "rows_per_call", "shared_blks_hit", "shared_blks_read", "cache_hit_pct", "shared_blks_dirtied",
+    "shared_blks_written", "local_blks_hit", "local_blks_read", "temp_blks_read", "temp_blks_written",
+    "shared_blk_read_ms", "shared_blk_write_ms", "temp_blk_read_ms", "temp_blk_write_ms",
+    "wal_records", "wal_fpi", "wal_bytes", "intervals", "complete", "notes", "first_ts", "last_ts",
+]
+
+
+def _between(q, col, since, until):
+    if since is not None:
+        q = q.where(col > since.to_pydatetime())
+    if until is not None:
+        q = q.where(col <= until.to_pydatetime())
+    return q
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, utc=True, format="mixed") if len(series) else series.astype("datetime64[ns, UTC]")
+
+
+def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+    calls = frame["calls"].astype("Float64")
+    nz = calls.where(calls > 0)
+    frame["mean_exec_ms"] = frame["total_exec_ms"] / nz
+    var = frame["sumsq_exec_ms2"] / nz - frame["mean_exec_ms"] ** 2
+    frame["stddev_exec_ms"] = np.sqrt(var.clip(lower=0))
+    frame["rows_per_call"] = frame["rows"] / nz
+    touched = (frame["shared_blks_hit"] + frame["shared_blks_read"]).astype("Float64")
+    frame["cache_hit_pct"] = 100 * frame["shared_blks_hit"] / touched.where(touched > 0)
+    return frame
+
+
+def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
+    d, s, h = S.statement_deltas, S.snapshots, S.statement_hourly
+    complete_int = sa.case((d.c.complete, 1), else_=0)
+    raw = _between(
+        sa.select(d.c.statement_id, *[sa.func.sum(getattr(d.c, c)).label(c) for c in SUMMED],
+                  sa.func.count().label("intervals"), sa.func.min(complete_int).label("complete"),
+                  sa.func.min(s.c.ts).label("first_ts"), sa.func.max(s.c.ts).label("last_ts"))
+        .join(s, s.c.id == d.c.snapshot_id).where(s.c.target_id == target_id),
+        s.c.ts, since, until).group_by(d.c.statement_id)
+    hourly = _between(
+        sa.select(h.c.statement_id, *[sa.func.sum(getattr(h.c, c)).label(c) for c in SUMMED],
+                  sa.func.sum(h.c.intervals).label("intervals"),
+                  sa.func.min(sa.case((h.c.complete, 1), else_=0)).label("complete"),
+                  sa.func.min(h.c.hour).label("first_ts"), sa.func.max(h.c.hour).label("last_ts"))
+        .where(h.c.target_id == target_id), h.c.hour, since, until).group_by(h.c.statement_id)
+    parts = [pd.read_sql(raw, conn), pd.read_sql(hourly, conn)]
+    parts = [p for p in parts if len(p)]
+    notes = _notes(conn, target_id, since, until)
+    if not parts:
+        return _empty_window()
+    frame = pd.concat(parts, ignore_index=True)
+    frame["first_ts"], frame["last_ts"] = _utc(frame["first_ts"]), _utc(frame["last_ts"])
+    agg = {c: "sum" for c in SUMMED} | {"intervals": "sum", "complete": "min", "first_ts": "min", "last_ts": "max"}
+    frame = frame.groupby("statement_id", as_index=False).agg(agg)
+    keys = pd.read_sql(sa.select(S.statements.c.id.label("statement_id"), S.statements.c.queryid,
+                                 S.statements.c.userid, S.statements.c.dbid, S.statements.c.user,
+                                 S.statements.c.database, S.statements.c.toplevel, S.statements.c.query)
+                       .where(S.statements.c.target_id == target_id), conn)
+    frame = frame.merge(keys, on="statement_id", how="left")
+    for c in SUMMED:
+        frame[c] = frame[c].astype("Float64" if c in S._FLOAT_COUNTERS else "Int64")
+    frame = _derive(frame)
+    frame["complete"] = frame["complete"].astype(bool)
+    frame["toplevel"] = frame["toplevel"].astype(bool)
+    frame["notes"] = frame["statement_id"].map(lambda sid: notes.get(sid, "")).astype("string")
+    for c in ("queryid", "userid", "dbid", "intervals"):
+        frame[c] = frame[c].astype("Int64")
+    frame = frame.sort_values("total_exec_ms", ascending=False, kind="stable")
+    return frame[STATEMENT_WINDOW_COLUMNS].reset_index(drop=True)
+
+
+def _notes(conn, target_id, since, until) -> dict:
+    d, s, h = S.statement_deltas, S.snapshots, S.statement_hourly
+    q1 = _between(sa.select(d.c.statement_id, d.c.note).distinct()
+                  .join(s, s.c.id == d.c.snapshot_id)
+                  .where(s.c.target_id == target_id, d.c.note != ""), s.c.ts, since, until)
+    q2 = _between(sa.select(h.c.statement_id, h.c.note).distinct()
+                  .where(h.c.target_id == target_id, h.c.note != ""), h.c.hour, since, until)
+    found: dict[int, set] = {}
+    for q in (q1, q2):
+        for sid, note in conn.execute(q):
+            found.setdefault(sid, set()).update(n for n in note.split(",") if n)
+    return {sid: ",".join(sorted(v)) for sid, v in found.items()}
+
+
+def _empty_window() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="Float64") for c in STATEMENT_WINDOW_COLUMNS})
+    for c in ("queryid", "userid", "dbid", "calls", "plans", "rows", "intervals"):
+        frame[c] = frame[c].astype("Int64")
+    for c in ("user", "database", "query", "notes"):
+        frame[c] = frame[c].astype("string")
+    frame["toplevel"] = frame["toplevel"].astype(bool)
+    frame["complete"] = frame["complete"].astype(bool)
+    frame["first_ts"] = frame["first_ts"].astype("datetime64[ns, UTC]")
+    frame["last_ts"] = frame["last_ts"].astype("datetime64[ns, UTC]")
+    return frame
+
+
+def statement_series(conn, target_id: int, queryid: int, since, until) -> pd.DataFrame:
+    d, s, st = S.statement_deltas, S.snapshots, S.statements
+    q = _between(
+        sa.select(s.c.ts, s.c.interval_s, st.c.user, st.c.database, st.c.toplevel,
+                  *[getattr(d.c, c) for c in SUMMED], d.c.complete, d.c.note)
+        .join(s, s.c.id == d.c.snapshot_id).join(st, st.c.id == d.c.statement_id)
+        .where(s.c.target_id == target_id, st.c.queryid == queryid), s.c.ts, since, until)
+    frame = pd.read_sql(q.order_by(s.c.ts), conn)
+    frame["ts"] = _utc(frame["ts"])
+    for c in SUMMED:
+        frame[c] = frame[c].astype("Float64" if c in S._FLOAT_COUNTERS else "Int64")
+    frame = _derive(frame)
+    frame["calls_per_s"] = frame["calls"] / frame["interval_s"]
+    frame["complete"] = frame["complete"].astype(bool)
+    return frame[["ts", "interval_s", "user", "database", "toplevel", "calls", "calls_per_s", "total_exec_ms",
+                  "mean_exec_ms", "stddev_exec_ms", "rows", "shared_blks_hit", "shared_blks_read",
+                  "temp_blks_written", "complete", "note"]]
+
+
+def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
+    t, s = S.table_stats, S.snapshots
+    q = sa.select(s.c.ts, t.c.schema, t.c.table, *[getattr(t.c, c) for c in S.TABLE_FIELDS], t.c.size_skipped) \
+        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id)
+    # The window's start is the last observation at or before `since`, so growth covers it all.
+    if since is not None:
+        start = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
+            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime())).scalar()
+        q = q.where(s.c.ts >= (start if start is not None else since.to_pydatetime()))
+    if until is not None:
+        q = q.where(s.c.ts <= until.to_pydatetime())
+    frame = pd.read_sql(q, conn)
+    cols = ["schema", "table", "start_ts", "end_ts", "days", "start_total_bytes", "end_total_bytes",
+            "growth_bytes", "growth_bytes_per_day", "start_n_live_tup", "end_n_live_tup", "n_dead_tup",
+            "n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan", "samples", "complete"]
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    frame["ts"] = _utc(frame["ts"])
+    frame = frame[~frame["size_skipped"].astype(bool)]
+    counters = ["n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan"]
+    diffs = counter_diff(frame, ["schema", "table"], counters)
+    summed = diffs.groupby(["schema", "table"]).agg(
+        {**{c: "sum" for c in counters}, "complete": "all"}) if len(diffs) else None
+    g = frame.sort_values("ts").groupby(["schema", "table"])
+    first, last = g.first(), g.last()
+    out = pd.DataFrame({
+        "start_ts": first["ts"], "end_ts": last["ts"],
+        "start_total_bytes": first["total_bytes"].astype("Int64"),
+        "end_total_bytes": last["total_bytes"].astype("Int64"),
+        "start_n_live_tup": first["n_live_tup"].astype("Int64"), "end_n_live_tup": last["n_live_tup"].astype("Int64"),
+        "n_dead_tup": last["n_dead_tup"].astype("Int64"), "samples": g.size(),
+    })
+    out["days"] = (out["end_ts"] - out["start_ts"]).dt.total_seconds() / 86400
+    out["growth_bytes"] = out["end_total_bytes"] - out["start_total_bytes"]
+    out["growth_bytes_per_day"] = out["growth_bytes"].astype("Float64") / out["days"].where(out["days"] > 0)
+    for c in counters:
+        out[c] = summed[c].astype("Int64") if summed is not None else pd.NA
+    out["complete"] = summed["complete"].reindex(out.index).fillna(True).astype(bool) if summed is not None else True
+    out = out.reset_index().sort_values("growth_bytes", ascending=False, kind="stable")
+    return out[cols].reset_index(drop=True)
+
+
+def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
+    d, s, a = S.database_stats, S.snapshots, S.activity_counts
+    q = sa.select(s.c.ts, s.c.interval_s, s.c.max_connections, s.c.events, d.c.database,
+                  *[getattr(d.c, c) for c in S.DATABASE_FIELDS]) \
+        .join(s, s.c.id == d.c.snapshot_id).where(s.c.target_id == target_id)
+    if since is not None:  # one observation before the window, to diff the first interval
+        start = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
+            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime())).scalar()
+        q = q.where(s.c.ts >= (start if start is not None else since.to_pydatetime()))
+    if until is not None:
+        q = q.where(s.c.ts <= until.to_pydatetime())
+    frame = pd.read_sql(q, conn)
+    cols = ["ts", "database", "interval_s", "size_bytes", "commits", "rollbacks", "tps", "rollback_pct",
+            "cache_hit_pct", "deadlocks", "temp_bytes", "connections", "max_connections", "complete", "events"]
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    frame["ts"] = _utc(frame["ts"])
+    counters = ["xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks", "temp_bytes"]
+    diffs = counter_diff(frame, ["database"], counters)
+    snap = frame[["ts", "database", "interval_s", "size_bytes", "max_connections", "events"]]
+    out = diffs.merge(snap, on=["ts", "database"], how="left")
+    conns = pd.read_sql(sa.select(s.c.ts, sa.func.sum(a.c.connections).label("connections"))
+                        .join(s, s.c.id == a.c.snapshot_id).where(s.c.target_id == target_id)
+                        .group_by(s.c.ts), conn)
+    conns["ts"] = _utc(conns["ts"])
+    out = out.merge(conns, on="ts", how="left")
+    out["commits"] = out["xact_commit"].astype("Int64")
+    out["rollbacks"] = out["xact_rollback"].astype("Int64")
+    xacts = (out["xact_commit"] + out["xact_rollback"]).astype("Float64")
+    out["tps"] = xacts / out["interval_s"]
+    out["rollback_pct"] = 100 * out["xact_rollback"] / xacts.where(xacts > 0)
+    touched = (out["blks_hit"] + out["blks_read"]).astype("Float64")
+    out["cache_hit_pct"] = 100 * out["blks_hit"] / touched.where(touched > 0)
+    out["deadlocks"] = out["deadlocks"].astype("Int64")
+    out["temp_bytes"] = out["temp_bytes"].astype("Int64")
+    out["size_bytes"] = out["size_bytes"].astype("Int64")
+    out["connections"] = out["connections"].astype("Int64")
+    out["max_connections"] = out["max_connections"].astype("Int64")
+    restarted = out["events"].fillna("").str.contains("restart")
+    out["complete"] = out["complete"] & ~restarted
+    return out[cols].sort_values(["ts", "database"]).reset_index(drop=True)

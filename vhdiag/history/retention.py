@@ -1,0 +1,114 @@
+"""Retention: raw snapshots for ``raw_days`` (14), roll-ups for ``rollup_days`` (400).
+
+What a pruned snapshot leaves behind:
+- statement deltas are summed into ``statement_hourly`` (per statement and UTC hour; the
+  completeness flag is the AND of the intervals, notes the union);
+- cumulative and gauge rows are thinned, not summed: database stats and connection counts keep
+  the last snapshot of each hour, table and index stats the last snapshot of each day (table
+  growth is a daily question; hourly rows for 1,000 tables would be most of a year's store);
+- the events of dropped snapshots (reset, restart, ...) move to the snapshot kept after them,
+  and kept snapshots get their interval to the previous kept one, so rates stay right.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from . import schema as S
+
+CHUNK = 500
+
+
+def _in_chunks(conn, stmt_factory, ids):
+    ids = [int(i) for i in ids]
+    for i in range(0, len(ids), CHUNK):
+        conn.execute(stmt_factory(ids[i:i + CHUNK]))
+
+
+def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp) -> dict:
+    cutoff = (now - pd.Timedelta(days=raw_days)).floor("h")
+    horizon = now - pd.Timedelta(days=rollup_days)
+    s = S.snapshots
+    old = pd.read_sql(sa.select(s.c.id, s.c.target_id, s.c.ts, s.c.events)
+                      .where(s.c.ts < cutoff.to_pydatetime()), conn)
+    result = {"rolled_up_snapshots": 0, "hourly_rows": 0, "deleted_snapshots": 0, "expired_snapshots": 0}
+    if len(old):
+        old["ts"] = pd.to_datetime(old["ts"], utc=True, format="mixed")
+        old["hour"] = old["ts"].dt.floor("h")
+        old["day"] = old["ts"].dt.floor("D")
+        result["hourly_rows"] = _roll_up_statements(conn, old)
+        # Which raw snapshots already went through a previous prune (they have no deltas left and
+        # are the kept last-of-hour ones) does not matter: thinning is idempotent.
+        old = old.sort_values("ts")
+        last_of_hour = set(old.groupby(["target_id", "hour"])["id"].last())
+        last_of_day = set(old.groupby(["target_id", "day"])["id"].last())
+        drop_hourly = [i for i in old["id"] if i not in last_of_hour]
+        drop_daily = [i for i in old["id"] if i not in last_of_day]
+        for table in (S.database_stats, S.activity_counts):
+            _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_hourly)
+        for table in (S.table_stats, S.index_stats):
+            _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_daily)
+        _carry_events(conn, old, last_of_hour)
+        _in_chunks(conn, lambda ids: s.delete().where(s.c.id.in_(ids)), drop_hourly)
+        result["rolled_up_snapshots"] = len(old)
+        result["deleted_snapshots"] = len(drop_hourly)
+        _fix_intervals(conn, old["target_id"].unique())
+    # Past the roll-up horizon nothing is kept.
+    expired = [r[0] for r in conn.execute(sa.select(s.c.id).where(s.c.ts < horizon.to_pydatetime()))]
+    for table in (S.database_stats, S.activity_counts, S.table_stats, S.index_stats, S.statement_deltas):
+        _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), expired)
+    _in_chunks(conn, lambda ids: s.delete().where(s.c.id.in_(ids)), expired)
+    conn.execute(S.statement_hourly.delete().where(S.statement_hourly.c.hour < horizon.to_pydatetime()))
+    result["expired_snapshots"] = len(expired)
+    # Statement texts nothing refers to any more.
+    st = S.statements
+    conn.execute(st.delete().where(
+        ~sa.exists().where(S.statement_deltas.c.statement_id == st.c.id),
+        ~sa.exists().where(S.statement_hourly.c.statement_id == st.c.id),
+        ~sa.exists().where(S.statement_last.c.statement_id == st.c.id)))
+    return result
+
+
+def _roll_up_statements(conn, old: pd.DataFrame) -> int:
+    d = S.statement_deltas
+    ids = [int(i) for i in old["id"]]
+    parts = []
+    for i in range(0, len(ids), CHUNK):
+        parts.append(pd.read_sql(sa.select(d).where(d.c.snapshot_id.in_(ids[i:i + CHUNK])), conn))
+    deltas = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if deltas.empty:
+        return 0
+    deltas = deltas.merge(old[["id", "target_id", "hour"]], left_on="snapshot_id", right_on="id")
+    agg = {c: "sum" for c in S.STATEMENT_COUNTERS}
+    agg.update(complete="all", note=lambda n: ",".join(sorted({x for v in n for x in v.split(",") if x})),
+               snapshot_id="count")
+    hourly = deltas.groupby(["target_id", "hour", "statement_id"], as_index=False).agg(agg)
+    hourly = hourly.rename(columns={"snapshot_id": "intervals"})
+    rows = []
+    for rec in hourly.astype(object).where(hourly.notna(), None).to_dict("records"):
+        rec["hour"] = pd.Timestamp(rec["hour"]).to_pydatetime()
+        rec["complete"] = bool(rec["complete"])
+        rows.append(rec)
+    conn.execute(S.statement_hourly.insert(), rows)
+    _in_chunks(conn, lambda chunk: d.delete().where(d.c.snapshot_id.in_(chunk)), ids)
+    return len(rows)
+
+
+def _carry_events(conn, old: pd.DataFrame, kept: set) -> None:
+    """Events of snapshots about to go move to the kept snapshot of their hour."""
+    for (_, _), group in old.groupby(["target_id", "hour"]):
+        events = sorted({e for v in group["events"] for e in str(v).split(",") if e})
+        keeper = [i for i in group["id"] if i in kept][-1]
+        conn.execute(S.snapshots.update().where(S.snapshots.c.id == int(keeper)).values(events=",".join(events)))
+
+
+def _fix_intervals(conn, target_ids) -> None:
+    s = S.snapshots
+    for tid in target_ids:
+        rows = conn.execute(sa.select(s.c.id, s.c.ts).where(s.c.target_id == int(tid)).order_by(s.c.ts)).all()
+        prev = None
+        for sid, ts in rows:
+            ts = pd.Timestamp(ts)
+            if prev is not None:
+                conn.execute(s.update().where(s.c.id == sid).values(interval_s=(ts - prev).total_seconds()))
+            prev = ts

@@ -1,0 +1,173 @@
+"""The history store's tables, and the migrations that bring an older store up to date.
+
+Why not Alembic: the store is created by the tool itself on first use, on SQLite or
+PostgreSQL, with no migration directory for users to carry around. A recorded schema version
+plus an ordered list of Python steps (``MIGRATIONS``) does the job in one screen; Alembic's
+env.py/script directory would be more machinery than schema.
+
+Timestamps are stored as UTC (timezone-aware on PostgreSQL, ISO text on SQLite) and
+come back tz-aware from every read.
+
+Changelog of SCHEMA_VERSION:
+1. targets, snapshots, statements (text once per statement), statement deltas and last
+   cumulative values, table/index/database stats, activity counts, hourly/daily roll-ups.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+
+meta = sa.Table(
+    "vhdiag_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+targets = sa.Table(
+    "targets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+snapshots = sa.Table(
+    "snapshots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), nullable=False),
+    sa.Column("ts", TS, nullable=False),
+    sa.Column("interval_s", sa.Float),           # since the previous snapshot of this target
+    sa.Column("server_version_num", sa.Integer),
+    sa.Column("postmaster_start", TS),
+    sa.Column("pgss_version", sa.String(16)),
+    sa.Column("pgss_stats_reset", TS),            # pg_stat_statements_info.stats_reset (1.9+)
+    sa.Column("pgss_dealloc", sa.BigInteger),     # pg_stat_statements_info.dealloc (1.9+)
+    sa.Column("max_connections", sa.Integer),
+    sa.Column("events", sa.String(200), nullable=False, default=""),  # baseline,reset,restart,...
+    sa.Column("notes", sa.Text, nullable=False, default=""),          # what was skipped and why
+    sa.Column("duration_ms", sa.Float),
+    sa.Index("snapshots_target_ts", "target_id", "ts"),
+)
+
+statements = sa.Table(
+    "statements", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), nullable=False),
+    # pg_stat_statements' own key: (userid, dbid, queryid, toplevel)
+    sa.Column("userid", sa.BigInteger, nullable=False),
+    sa.Column("dbid", sa.BigInteger, nullable=False),
+    sa.Column("queryid", sa.BigInteger, nullable=False),
+    sa.Column("toplevel", sa.Boolean, nullable=False),
+    sa.Column("user", sa.String(128)),
+    sa.Column("database", sa.String(128)),
+    sa.Column("query", sa.Text),
+    sa.Column("first_seen", TS, nullable=False),
+    sa.UniqueConstraint("target_id", "userid", "dbid", "queryid", "toplevel", name="statements_key"),
+)
+
+# Counters kept per statement: cumulative in statement_last, per interval in statement_deltas.
+# sumsq_exec_ms2 is calls * (stddev^2 + mean^2): it makes the stddev of a window computable.
+STATEMENT_COUNTERS = [
+    "calls", "plans", "total_exec_ms", "total_plan_ms", "sumsq_exec_ms2", "rows",
+    "shared_blks_hit", "shared_blks_read", "shared_blks_dirtied", "shared_blks_written",
+    "local_blks_hit", "local_blks_read", "temp_blks_read", "temp_blks_written",
+    "shared_blk_read_ms", "shared_blk_write_ms", "temp_blk_read_ms", "temp_blk_write_ms",
+    "wal_records", "wal_fpi", "wal_bytes",
+]
+_FLOAT_COUNTERS = {"total_exec_ms", "total_plan_ms", "sumsq_exec_ms2", "shared_blk_read_ms",
+                   "shared_blk_write_ms", "temp_blk_read_ms", "temp_blk_write_ms"}
+
+
+def _counter_columns():
+    return [sa.Column(c, sa.Float if c in _FLOAT_COUNTERS else sa.BigInteger) for c in STATEMENT_COUNTERS]
+
+
+statement_last = sa.Table(
+    "statement_last", metadata,
+    sa.Column("statement_id", sa.Integer, sa.ForeignKey("statements.id"), primary_key=True),
+    sa.Column("snapshot_id", sa.Integer, nullable=False),
+    sa.Column("stats_since", TS),
+    *_counter_columns(),
+)
+
+statement_deltas = sa.Table(
+    "statement_deltas", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("statement_id", sa.Integer, sa.ForeignKey("statements.id"), primary_key=True),
+    *_counter_columns(),
+    sa.Column("complete", sa.Boolean, nullable=False),
+    sa.Column("note", sa.String(64), nullable=False, default=""),
+)
+
+TABLE_FIELDS = ["total_bytes", "table_bytes", "index_bytes", "toast_bytes", "n_live_tup", "n_dead_tup",
+                "seq_scan", "seq_tup_read", "idx_scan", "n_tup_ins", "n_tup_upd", "n_tup_del"]
+
+table_stats = sa.Table(
+    "table_stats", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("schema", sa.String(128), primary_key=True),
+    sa.Column("table", sa.String(128), primary_key=True),
+    *[sa.Column(c, sa.BigInteger) for c in TABLE_FIELDS],
+    sa.Column("size_skipped", sa.Boolean, nullable=False, default=False),
+)
+
+index_stats = sa.Table(
+    "index_stats", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("schema", sa.String(128), primary_key=True),
+    sa.Column("index", sa.String(128), primary_key=True),
+    sa.Column("table", sa.String(128), nullable=False),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("scans", sa.BigInteger),
+)
+
+DATABASE_FIELDS = ["size_bytes", "numbackends", "xact_commit", "xact_rollback", "blks_read", "blks_hit",
+                   "tup_returned", "tup_fetched", "tup_inserted", "tup_updated", "tup_deleted",
+                   "conflicts", "temp_files", "temp_bytes", "deadlocks"]
+
+database_stats = sa.Table(
+    "database_stats", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("database", sa.String(128), primary_key=True),
+    *[sa.Column(c, sa.BigInteger) for c in DATABASE_FIELDS],
+    sa.Column("stats_reset", TS),
+)
+
+activity_counts = sa.Table(
+    "activity_counts", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("state", sa.String(64), primary_key=True),
+    sa.Column("connections", sa.Integer, nullable=False),
+)
+
+metric_points = sa.Table(
+    "metric_points", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("metric", sa.String(128), primary_key=True),
+    sa.Column("labels", sa.String(500), primary_key=True),
+    sa.Column("ts", TS, primary_key=True),
+    sa.Column("value", sa.Float),
+)
+
+# Roll-ups: what retention keeps once raw snapshots are pruned.
+statement_hourly = sa.Table(
+    "statement_hourly", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("hour", TS, primary_key=True),
+    sa.Column("statement_id", sa.Integer, sa.ForeignKey("statements.id"), primary_key=True),
+    *_counter_columns(),
+    sa.Column("intervals", sa.Integer, nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False),
+    sa.Column("note", sa.String(200), nullable=False, default=""),
+)
+
+
+def create_all(conn) -> None:
+    metadata.create_all(conn)
+
+
+# version -> function(conn) bringing a store at version-1 to version. Append, never edit.
+MIGRATIONS: dict[int, callable] = {}

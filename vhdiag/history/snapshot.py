@@ -1,0 +1,73 @@
+"""What one snapshot collects from a monitored database, before anything is written.
+
+Collection happens outside the store's write transaction (it may take seconds on a big
+database; the store's lock is held only while writing). A feature the target lacks leaves its
+frame out with a note, so a snapshot of a server without pg_stat_statements still records
+sizes and database statistics.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import sqlalchemy as sa
+
+from ..errors import CapabilityError
+
+
+def collect(target) -> dict:
+    started = time.perf_counter()
+    caps = target.capabilities
+    notes: list[str] = []
+    frames: dict = {}
+    ts = pd.Timestamp.now(tz="UTC")
+
+    def attempt(name, fn):
+        try:
+            frames[name] = fn()
+        except CapabilityError as exc:
+            notes.append(f"{name}: {exc}")
+        except sa.exc.DBAPIError as exc:
+            notes.append(f"{name}: {str(exc.orig).strip().splitlines()[0]}")
+
+    attempt("statements", target.statements)
+    info = None
+    if "statements" in frames:
+        try:
+            info = target.statements_info()
+        except sa.exc.DBAPIError:
+            info = None
+    attempt("tables", target.tables)
+    attempt("indexes", target.indexes)
+    attempt("database", target.database)
+    attempt("connections", target.connections)
+
+    if "tables" in frames and "size_skipped" in frames["tables"]:
+        skipped = frames["tables"][frames["tables"]["size_skipped"].fillna(False)]
+        if len(skipped):
+            names = ", ".join(f"{s}.{t}" for s, t in zip(skipped["schema"], skipped["table"]))
+            notes.append(f"sizes skipped (locked ACCESS EXCLUSIVE by another session): {names}")
+    if "connections" in frames:
+        conns = frames["connections"]
+        by_state = conns.groupby(conns["state"].fillna("unknown"))["connections"].sum()
+        frames["activity"] = pd.DataFrame({"state": by_state.index.astype(str), "connections": by_state.values})
+        max_connections = int(conns["max_connections"].iloc[0]) if len(conns) and "max_connections" in conns else None
+    else:
+        max_connections = None
+    if max_connections is None:
+        row = target.query("SELECT current_setting('max_connections')::int AS m")
+        max_connections = int(row.iat[0, 0])
+
+    frames["header"] = {
+        "ts": ts,
+        "server_version_num": caps.server_version_num,
+        "postmaster_start": caps.postmaster_start,
+        "pgss_version": caps.pgss_version,
+        "pgss_stats_reset": info["stats_reset"].iloc[0] if info is not None and len(info) else None,
+        "pgss_dealloc": int(info["dealloc"].iloc[0]) if info is not None and len(info)
+        and pd.notna(info["dealloc"].iloc[0]) else None,
+        "max_connections": max_connections,
+        "collect_ms": (time.perf_counter() - started) * 1000,
+    }
+    frames["notes"] = notes
+    return frames

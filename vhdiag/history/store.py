@@ -1,0 +1,420 @@
+"""The history store: opening it, writing one snapshot as one transaction, reading windows.
+
+Default store: an SQLite file in the user's data directory (nothing to run). For a team, any
+PostgreSQL URL. Several targets share one store, keyed by target name.
+
+Concurrency: a snapshot's write is one transaction that first takes the store's write lock
+(SQLite ``BEGIN IMMEDIATE``; PostgreSQL a row lock on the target), so two ``vhdiag snapshot``
+runs at the same moment are serialized: both succeed, each diffing against the other, or the
+second is refused with one line when it waited longer than ``busy_timeout_s``. A process killed
+mid-write leaves nothing behind: the transaction never committed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from ..errors import ConfigError, VhdiagError
+from ..timeparse import parse_time
+from . import schema as S
+from .deltas import KEY, add_sumsq, detect_events, statement_deltas
+
+log = logging.getLogger("vhdiag.history")
+
+CHUNK = 500  # rows per IN (...) list; SQLite allows 32766 parameters, old builds 999
+
+
+def default_url() -> str:
+    """$VHDIAG_HISTORY, else an SQLite file in the user data directory."""
+    if os.environ.get("VHDIAG_HISTORY"):
+        return os.environ["VHDIAG_HISTORY"]
+    import platformdirs
+    return str(Path(platformdirs.user_data_dir("vhdiag")) / "history.sqlite")
+
+
+def normalize_url(url: str | None) -> str:
+    """A path or sqlite:/// URL for SQLite; postgresql:// (any driver) for PostgreSQL."""
+    url = url or default_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("postgresql+", "sqlite:")):
+        return url
+    if "://" in url:
+        raise ConfigError(f"unsupported history store URL scheme {url.split('://')[0]!r}: "
+                          "use a file path, sqlite:///PATH or postgresql://user@host/db")
+    path = Path(url).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    for c in cols:
+        if c in frame:
+            frame[c] = pd.to_datetime(frame[c], utc=True, format="mixed") if len(frame) else \
+                pd.Series(dtype="datetime64[ns, UTC]")
+    return frame
+
+
+def _py(value):
+    """pandas scalars to plain Python for the DB driver (NA -> None)."""
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    sub = frame[columns].astype(object).where(frame[columns].notna(), None)
+    return [{k: _py(v) for k, v in row.items()} for row in sub.to_dict("records")]
+
+
+class History:
+    """A history store. ``History(url)``; see ``snapshot()`` and the window readers."""
+
+    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0):
+        self.url = normalize_url(url)
+        self.busy_timeout_s = busy_timeout_s
+        self.engine = self._engine()
+        self.display = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        self._ensure_schema()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _engine(self) -> sa.Engine:
+        if self.url.startswith("sqlite"):
+            engine = sa.create_engine(self.url, connect_args={"timeout": self.busy_timeout_s})
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_conn, _record):
+                # We issue BEGIN ourselves (pysqlite's implicit transactions cannot take the write
+                # lock up front); WAL lets readers go on while a snapshot is written.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA foreign_keys = ON")
+                cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _sqlite_begin(conn):
+                conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "DEFERRED"))
+
+            return engine
+        engine = sa.create_engine(self.url, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "begin")
+        def _pg_begin(conn):
+            if conn.get_execution_options().get("vhdiag_write"):
+                # A writer waits for another writer's lock at most busy_timeout, then is refused.
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.busy_timeout_s * 1000)}")
+
+        return engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _write(self):
+        """A write transaction holding the store's write lock from its first statement."""
+        conn = self.engine.connect()
+        if self.is_sqlite:
+            return conn.execution_options(sqlite_begin="IMMEDIATE")
+        return conn.execution_options(vhdiag_write=True)
+
+    def _schema_version(self) -> int | None:
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("vhdiag_meta"):
+                return None
+            return int(conn.execute(sa.select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
+
+    def _ensure_schema(self) -> None:
+        try:
+            # Readers and writers of an up-to-date store never take the write lock here.
+            if self._schema_version() == S.SCHEMA_VERSION:
+                return
+            with self._write() as conn, conn.begin():
+                if not self.is_sqlite:
+                    # Two first snapshots at once must not both create the tables.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7068125)"))
+                if not sa.inspect(conn).has_table("vhdiag_meta"):
+                    S.create_all(conn)
+                    conn.execute(S.meta.insert().values(key="schema_version", value=str(S.SCHEMA_VERSION)))
+                    return
+                version = int(conn.execute(sa.select(S.meta.c.value).where(
+                    S.meta.c.key == "schema_version")).scalar_one())
+                if version > S.SCHEMA_VERSION:
+                    raise VhdiagError(f"history store {self.display} has schema version {version}, newer than "
+                                      f"this vhdiag's {S.SCHEMA_VERSION}: upgrade vhdiag (pip install -U vhdiag)")
+                for step in range(version + 1, S.SCHEMA_VERSION + 1):
+                    S.MIGRATIONS[step](conn)
+                if version < S.SCHEMA_VERSION:
+                    conn.execute(S.meta.update().where(S.meta.c.key == "schema_version")
+                                 .values(value=str(S.SCHEMA_VERSION)))
+        except sa.exc.OperationalError as exc:
+            raise VhdiagError(f"cannot open history store {self.display}: "
+                              f"{str(exc.orig).splitlines()[0]}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<vhdiag.History {self.display}>"
+
+    # -- writing ---------------------------------------------------------------------------
+    def snapshot(self, target, name: str | None = None) -> dict:
+        """Collect from ``target`` and record one snapshot; returns a summary dict."""
+        from .snapshot import collect
+        frames = collect(target)
+        return self.record(frames, name or default_target_name(target))
+
+    def record(self, frames: dict, name: str) -> dict:
+        """Write collected frames as one snapshot of target ``name`` (one transaction)."""
+        started = time.perf_counter()
+        header = dict(frames["header"])
+        try:
+            with self._write() as conn, conn.begin():
+                target_id = self._lock_target(conn, name)
+                prev = conn.execute(
+                    sa.select(S.snapshots).where(S.snapshots.c.target_id == target_id)
+                    .order_by(S.snapshots.c.ts.desc()).limit(1)).mappings().first()
+                recent = [r for (r,) in conn.execute(
+                    sa.select(S.snapshots.c.interval_s).where(S.snapshots.c.target_id == target_id,
+                                                             S.snapshots.c.interval_s.isnot(None))
+                    .order_by(S.snapshots.c.ts.desc()).limit(20))]
+                if prev is not None:
+                    prev_ts = pd.Timestamp(prev["ts"])
+                    prev_ts = prev_ts.tz_localize("UTC") if prev_ts.tzinfo is None else prev_ts
+                    header["interval_s"] = (header["ts"] - prev_ts).total_seconds()
+                    if header["interval_s"] <= 0:
+                        raise VhdiagError(f"snapshot time {header['ts']} is not after the last one ({prev_ts}) "
+                                          f"for target {name}: check the clock")
+                events = detect_events(dict(prev) if prev else None, header, recent)
+                snap_id = conn.execute(S.snapshots.insert().values(
+                    target_id=target_id, ts=header["ts"].to_pydatetime(), interval_s=header.get("interval_s"),
+                    server_version_num=header["server_version_num"],
+                    postmaster_start=_py(header["postmaster_start"]), pgss_version=header.get("pgss_version"),
+                    pgss_stats_reset=_py(header.get("pgss_stats_reset")), pgss_dealloc=_py(header.get("pgss_dealloc")),
+                    max_connections=_py(header.get("max_connections")), events=",".join(events),
+                    notes="; ".join(frames.get("notes", [])), duration_ms=None,
+                )).inserted_primary_key[0]
+                _fault_point("write")
+                n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
+                                                   events, header["ts"])
+                self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
+                                   ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
+                self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
+                                   ["schema", "index", "table", "bytes", "scans"])
+                self._write_simple(conn, S.database_stats, snap_id, frames.get("database"),
+                                   ["database", *S.DATABASE_FIELDS, "stats_reset"])
+                self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
+                                   ["state", "connections"])
+                duration = (time.perf_counter() - started) * 1000
+                conn.execute(S.snapshots.update().where(S.snapshots.c.id == snap_id)
+                             .values(duration_ms=duration + header.get("collect_ms", 0)))
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig) or "lock timeout" in str(exc.orig):
+                raise VhdiagError(f"history store {self.display} is busy: another snapshot held it for over "
+                                  f"{self.busy_timeout_s:.0f} s; try again") from None
+            raise
+        return {"snapshot_id": snap_id, "target": name, "ts": header["ts"], "events": events,
+                "statements_changed": n_changed, "notes": frames.get("notes", []),
+                "write_ms": (time.perf_counter() - started) * 1000}
+
+    def _lock_target(self, conn, name: str) -> int:
+        row = conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name)
+                           .with_for_update() if not self.is_sqlite else
+                           sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
+        if row:
+            return row[0]
+        if not self.is_sqlite:
+            from sqlalchemy.dialects.postgresql import insert
+            conn.execute(insert(S.targets).values(name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())
+                         .on_conflict_do_nothing(index_elements=["name"]))
+            return conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name).with_for_update()).scalar_one()
+        return conn.execute(S.targets.insert().values(
+            name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())).inserted_primary_key[0]
+
+    def _write_simple(self, conn, table, snap_id, frame, columns) -> None:
+        if frame is None or frame.empty:
+            return
+        rows = _records(frame, columns)
+        for r in rows:
+            r["snapshot_id"] = snap_id
+        conn.execute(table.insert(), rows)
+
+    def _write_statements(self, conn, target_id, snap_id, frame, events, ts) -> int:
+        if frame is None or frame.empty:
+            return 0
+        cur = frame[frame["queryid"].notna()].copy()  # hidden rows have no key to follow
+        cur["toplevel"] = cur["toplevel"].fillna(True).astype(bool)
+        cur = add_sumsq(cur)
+        ids = self._statement_ids(conn, target_id, cur, ts)
+        cur["statement_id"] = [ids[k] for k in zip(*(cur[c].astype(object) for c in KEY))]
+        prev = pd.read_sql(
+            sa.select(S.statement_last, S.statements.c.userid, S.statements.c.dbid, S.statements.c.queryid,
+                      S.statements.c.toplevel)
+            .join(S.statements, S.statements.c.id == S.statement_last.c.statement_id)
+            .where(S.statements.c.target_id == target_id), conn)
+        prev = prev.drop(columns=["statement_id", "snapshot_id"])
+        _utc(prev, "stats_since")
+        cur_keyed = cur[KEY + S.STATEMENT_COUNTERS + ["stats_since", "statement_id"]]
+        for c in ("userid", "dbid", "queryid"):
+            prev[c] = prev[c].astype("int64")
+            cur_keyed = cur_keyed.assign(**{c: cur_keyed[c].astype("int64")})
+        prev["toplevel"] = prev["toplevel"].astype(bool)
+        deltas = statement_deltas(prev, cur_keyed, events)
+        changed_keys = deltas[KEY] if "baseline" not in events else cur_keyed[KEY]
+        changed = cur_keyed.merge(changed_keys, on=KEY)
+        if not deltas.empty:
+            deltas = deltas.merge(cur_keyed[KEY + ["statement_id"]], on=KEY)
+            rows = _records(deltas, ["statement_id", *S.STATEMENT_COUNTERS, "complete", "note"])
+            for r in rows:
+                r["snapshot_id"] = snap_id
+            conn.execute(S.statement_deltas.insert(), rows)
+        # The new cumulative values replace the old ones for what changed.
+        changed_ids = [int(i) for i in changed["statement_id"]]
+        for i in range(0, len(changed_ids), CHUNK):
+            conn.execute(S.statement_last.delete().where(S.statement_last.c.statement_id.in_(changed_ids[i:i + CHUNK])))
+        rows = _records(changed, ["statement_id", "stats_since", *S.STATEMENT_COUNTERS])
+        for r in rows:
+            r["snapshot_id"] = snap_id
+        if rows:
+            conn.execute(S.statement_last.insert(), rows)
+        return len(deltas)
+
+    def _statement_ids(self, conn, target_id, cur, ts) -> dict:
+        """(userid, dbid, queryid, toplevel) -> statements.id; new statements get their text stored once."""
+        known = {}
+        for sid, u, d, q, t in conn.execute(sa.select(S.statements.c.id, S.statements.c.userid, S.statements.c.dbid,
+                                                      S.statements.c.queryid, S.statements.c.toplevel)
+                                            .where(S.statements.c.target_id == target_id)):
+            known[(int(u), int(d), int(q), bool(t))] = sid
+        keys = [(int(u), int(d), int(q), bool(t)) for u, d, q, t in zip(*(cur[c].astype(object) for c in KEY))]
+        new = [i for i, k in enumerate(keys) if k not in known]
+        if new:
+            sub = cur.iloc[new]
+            rows = _records(sub, ["userid", "dbid", "queryid", "toplevel", "user", "database", "query"])
+            for r in rows:
+                r["target_id"] = target_id
+                r["first_seen"] = ts.to_pydatetime()
+            result = conn.execute(S.statements.insert().returning(S.statements.c.id, sort_by_parameter_order=True), rows)
+            for i, (sid,) in zip(new, result):
+                known[keys[i]] = sid
+        return {k: known[k] for k in keys}
+
+    # -- reading ---------------------------------------------------------------------------
+    def targets(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(sa.select(S.targets.c.name, S.targets.c.created_at), conn)
+        return _utc(frame, "created_at")
+
+    def _target_id(self, conn, target: str | None) -> int:
+        rows = conn.execute(sa.select(S.targets.c.id, S.targets.c.name)).all()
+        if target is None:
+            if len(rows) == 1:
+                return rows[0][0]
+            if not rows:
+                raise VhdiagError(f"history store {self.display} has no snapshots yet: run vhdiag snapshot first")
+            raise VhdiagError(f"history store {self.display} holds several targets ({', '.join(r[1] for r in rows)}): "
+                              "pass target=NAME (--target-name NAME)")
+        for tid, name in rows:
+            if name == target:
+                return tid
+        raise VhdiagError(f"no target named {target!r} in history store {self.display}: "
+                          f"known: {', '.join(r[1] for r in rows) or 'none'}")
+
+    @staticmethod
+    def _window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        return (parse_time(since) if since is not None else None,
+                parse_time(until) if until is not None else None)
+
+    def snapshots(self, target: str | None = None, since=None, until=None) -> pd.DataFrame:
+        """One row per snapshot: ts, interval_s, events, notes, versions, duration."""
+        since, until = self._window(since, until)
+        with self.engine.connect() as conn:
+            tid = self._target_id(conn, target)
+            q = sa.select(S.snapshots).where(S.snapshots.c.target_id == tid)
+            q = _between(q, S.snapshots.c.ts, since, until)
+            frame = pd.read_sql(q.order_by(S.snapshots.c.ts), conn)
+        return _utc(frame, "ts", "postmaster_start", "pgss_stats_reset").rename(columns={"id": "snapshot_id"})
+
+    def statements(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
+        """Per statement, summed over the snapshots in (since, until]."""
+        from .reads import statements_window
+        since, until = self._window(since, until)
+        with self.engine.connect() as conn:
+            return statements_window(conn, self._target_id(conn, target), since, until)
+
+    def statement_series(self, queryid: int, since=None, until=None, target: str | None = None) -> pd.DataFrame:
+        """Per snapshot interval, the deltas of one queryid (every user/database it ran as)."""
+        from .reads import statement_series
+        since, until = self._window(since, until)
+        with self.engine.connect() as conn:
+            return statement_series(conn, self._target_id(conn, target), int(queryid), since, until)
+
+    def table_growth(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
+        """Per table: size and row counts at the start and end of the window, and the change."""
+        from .reads import table_growth
+        since, until = self._window(since, until)
+        with self.engine.connect() as conn:
+            return table_growth(conn, self._target_id(conn, target), since, until)
+
+    def database_series(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
+        """Per snapshot interval and database: TPS, rollbacks, cache hit, size, connections."""
+        from .reads import database_series
+        since, until = self._window(since, until)
+        with self.engine.connect() as conn:
+            return database_series(conn, self._target_id(conn, target), since, until)
+
+    def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400) -> dict | None:
+        """Prune when the last prune is older than ``every_s`` (what `vhdiag snapshot` does daily)."""
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(S.meta.c.value).where(S.meta.c.key == "last_prune")).scalar()
+        now = pd.Timestamp.now(tz="UTC")
+        if last is not None and (now - pd.Timestamp(last)).total_seconds() < every_s:
+            return None
+        result = self.prune(raw_days=raw_days, rollup_days=rollup_days)
+        return result
+
+    def prune(self, raw_days: float = 14, rollup_days: float = 400, now=None) -> dict:
+        """Roll up and delete raw snapshots older than ``raw_days``; drop roll-ups older than ``rollup_days``."""
+        from .retention import prune
+        now = parse_time(now) if now is not None else pd.Timestamp.now(tz="UTC")
+        with self._write() as conn, conn.begin():
+            result = prune(conn, raw_days=raw_days, rollup_days=rollup_days, now=now)
+            conn.execute(S.meta.delete().where(S.meta.c.key == "last_prune"))
+            conn.execute(S.meta.insert().values(key="last_prune", value=now.isoformat()))
+        return result
+
+
+def _fault_point(name: str) -> None:
+    """Tests kill a snapshot here, mid-transaction, for real: VHDIAG_FAULT_PAUSE=write:SECONDS."""
+    spec = os.environ.get("VHDIAG_FAULT_PAUSE", "")
+    if spec.startswith(name + ":"):
+        time.sleep(float(spec.split(":", 1)[1]))
+
+
+def _between(q, col, since, until):
+    if since is not None:
+        q = q.where(col > since.to_pydatetime())
+    if until is not None:
+        q = q.where(col <= until.to_pydatetime())
+    return q
+
+
+def default_target_name(target) -> str:
+    """host:port/dbname of the target: stable across users, no secret in it."""
+    return target.display.split("@", 1)[-1]
