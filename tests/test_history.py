@@ -23,7 +23,29 @@ from vhdiag.history.deltas import counter_diff, detect_events
 
 import workload
 
-SEQ = workload.SEQ_QUERY
+# The history tests run their own workload in their own database, so the planted database's
+# counters stay exactly what tests/workload.py made them.
+PROBE_DB = "history_probe"
+SEQ = "SELECT count(*) FROM orders WHERE customer_id = $1"
+
+
+@pytest.fixture
+def pg(pg):
+    """The conftest server, with this module's own database created on first use."""
+    with pg.admin("postgres") as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PROBE_DB,)).fetchone():
+            conn.execute(f"CREATE DATABASE {PROBE_DB}")
+            with pg.admin(PROBE_DB) as db:
+                db.execute("CREATE EXTENSION pg_stat_statements")
+                db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int)")
+                db.execute("INSERT INTO orders SELECT g, g % 50 FROM generate_series(1, 2000) g")
+                db.execute("CREATE TABLE machine_events (id int)")
+                db.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {workload.APP_USER}")
+    return pg
+
+
+def dsn(pg, **kw):
+    return pg.dsn(PROBE_DB, **kw)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,7 +59,7 @@ def store_url(request, tmp_path, pg):
     return pg.dsn(name)
 
 
-def _app_run(pg, sql, params_list, dbname=workload.DB):
+def _app_run(pg, sql, params_list, dbname=PROBE_DB):
     with psycopg.connect(pg.dsn(dbname, user=workload.APP_USER, via="socket"), autocommit=True) as conn:
         for params in params_list:
             conn.execute(sql, params)
@@ -50,7 +72,8 @@ def _row(frame, query, user=workload.APP_USER):
 
 
 def test_n_calls_between_snapshots_gives_exactly_n(pg, store_url):
-    with vhdiag.connect(pg.dsn()) as target, History(store_url) as history:
+    _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(0,)])  # known before the baseline
+    with vhdiag.connect(dsn(pg)) as target, History(store_url) as history:
         first = history.snapshot(target, "planted")
         assert first["events"] == ["baseline"]
         _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(i,) for i in range(7)])
@@ -72,7 +95,7 @@ def test_n_calls_between_snapshots_gives_exactly_n(pg, store_url):
 
 
 def test_window_bounds_accept_iso_and_durations(pg, tmp_path):
-    with vhdiag.connect(pg.dsn()) as target, History(str(tmp_path / "h.sqlite")) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(str(tmp_path / "h.sqlite")) as history:
         history.snapshot(target, "planted")
         _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,), (2,)])
         s2 = history.snapshot(target, "planted")
@@ -206,10 +229,10 @@ def _store_counts(url):
 
 
 def test_sigkill_mid_snapshot_leaves_no_partial_rows(pg, store_url):
-    with vhdiag.connect(pg.dsn()) as target, History(store_url) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(store_url) as history:
         history.snapshot(target, "planted")
     before = _store_counts(store_url)
-    proc = _cli("snapshot", "--dsn", pg.dsn(), "--history", store_url, "--target-name", "planted", "--no-prune",
+    proc = _cli("snapshot", "--dsn", dsn(pg), "--history", store_url, "--target-name", "planted", "--no-prune",
                 env={"VHDIAG_FAULT_PAUSE": "write:30"})
     deadline = time.monotonic() + 30
     # Wait until the snapshot row is written inside the open transaction, then kill.
@@ -224,7 +247,7 @@ def test_sigkill_mid_snapshot_leaves_no_partial_rows(pg, store_url):
     assert _store_counts(store_url) == before
     # The store still works, and the next snapshot diffs against the last committed one.
     _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,)] * 3)
-    with vhdiag.connect(pg.dsn()) as target, History(store_url) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(store_url) as history:
         assert history.snapshot(target, "planted")["events"] == []
         assert _row(history.statements(), SEQ)["calls"] == 3
 
@@ -248,13 +271,13 @@ def _pending_write(url) -> bool:
 
 
 def test_two_concurrent_snapshots_both_succeed(pg, store_url):
-    with vhdiag.connect(pg.dsn()) as target, History(store_url) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(store_url) as history:
         history.snapshot(target, "planted")
     _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,)] * 4)
-    slow = _cli("snapshot", "--dsn", pg.dsn(), "--history", store_url, "--target-name", "planted", "--no-prune",
+    slow = _cli("snapshot", "--dsn", dsn(pg), "--history", store_url, "--target-name", "planted", "--no-prune",
                 env={"VHDIAG_FAULT_PAUSE": "write:2"})
     time.sleep(0.5)
-    fast = _cli("snapshot", "--dsn", pg.dsn(), "--history", store_url, "--target-name", "planted", "--no-prune")
+    fast = _cli("snapshot", "--dsn", dsn(pg), "--history", store_url, "--target-name", "planted", "--no-prune")
     outs = [p.communicate(timeout=90) for p in (slow, fast)]
     assert [slow.returncode, fast.returncode] == [0, 0], outs
     with History(store_url) as history:
@@ -266,14 +289,14 @@ def test_two_concurrent_snapshots_both_succeed(pg, store_url):
 
 def test_busy_store_refuses_cleanly(pg, tmp_path):
     url = str(tmp_path / "h.sqlite")
-    with vhdiag.connect(pg.dsn()) as target, History(url) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(url) as history:
         history.snapshot(target, "planted")
-    holder = _cli("snapshot", "--dsn", pg.dsn(), "--history", url, "--target-name", "planted", "--no-prune",
+    holder = _cli("snapshot", "--dsn", dsn(pg), "--history", url, "--target-name", "planted", "--no-prune",
                   env={"VHDIAG_FAULT_PAUSE": "write:6"})
     deadline = time.monotonic() + 20
     while not _pending_write(url) and time.monotonic() < deadline:
         time.sleep(0.1)
-    with vhdiag.connect(pg.dsn()) as target, History(url, busy_timeout_s=1) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(url, busy_timeout_s=1) as history:
         with pytest.raises(vhdiag.VhdiagError) as err:
             history.snapshot(target, "planted")
     assert str(err.value) == (f"history store sqlite:///{url} is busy: another snapshot held it for over 1 s; "
@@ -284,11 +307,11 @@ def test_busy_store_refuses_cleanly(pg, tmp_path):
 
 
 def test_snapshot_does_not_wait_on_an_exclusively_locked_table(pg, tmp_path):
-    locker = psycopg.connect(pg.dsn(via="socket"))
+    locker = psycopg.connect(dsn(pg, via="socket"))
     locker.execute("LOCK TABLE machine_events IN ACCESS EXCLUSIVE MODE")
     try:
         started = time.monotonic()
-        with vhdiag.connect(pg.dsn()) as target, History(str(tmp_path / "h.sqlite")) as history:
+        with vhdiag.connect(dsn(pg)) as target, History(str(tmp_path / "h.sqlite")) as history:
             summary = history.snapshot(target, "planted")
             growth = history.table_growth()
         assert time.monotonic() - started < 5
@@ -300,14 +323,14 @@ def test_snapshot_does_not_wait_on_an_exclusively_locked_table(pg, tmp_path):
 
 
 def test_table_growth_and_database_series(pg, tmp_path):
-    with pg.admin() as conn:
+    with pg.admin(PROBE_DB) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS growth_probe (id int, pad text)")
-    with vhdiag.connect(pg.dsn()) as target, History(str(tmp_path / "h.sqlite")) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(str(tmp_path / "h.sqlite")) as history:
         history.snapshot(target, "planted")
-        with pg.admin() as conn:
+        with pg.admin(PROBE_DB) as conn:
             conn.execute("INSERT INTO growth_probe SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g")
             conn.execute("DELETE FROM growth_probe WHERE id <= 1000")
-        with psycopg.connect(pg.dsn(via="socket")) as conn:
+        with psycopg.connect(dsn(pg, via="socket")) as conn:
             for _ in range(4):
                 conn.execute("SELECT 1")
                 conn.rollback()
@@ -317,7 +340,7 @@ def test_table_growth_and_database_series(pg, tmp_path):
         series = history.database_series()
     assert (growth["n_tup_ins"], growth["n_tup_del"]) == (5000, 1000)
     assert growth["growth_bytes"] > 5000 * 200
-    planted = series[series["database"] == workload.DB].iloc[-1]
+    planted = series[series["database"] == PROBE_DB].iloc[-1]
     assert planted["rollbacks"] >= 4
     assert planted["complete"]
     assert planted["max_connections"] == 100
@@ -326,11 +349,11 @@ def test_table_growth_and_database_series(pg, tmp_path):
 def test_cli_snapshot_and_history(pg, tmp_path, capsys):
     from vhdiag import cli
     url = str(tmp_path / "h.sqlite")
-    assert cli.main(["snapshot", "--dsn", pg.dsn(), "--history", url, "--no-prune"]) == 0
+    assert cli.main(["snapshot", "--dsn", dsn(pg), "--history", url, "--no-prune"]) == 0
     _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(5,)] * 2)
-    assert cli.main(["snapshot", "--dsn", pg.dsn(), "--history", url, "--no-prune"]) == 0
+    assert cli.main(["snapshot", "--dsn", dsn(pg), "--history", url, "--no-prune"]) == 0
     out = capsys.readouterr().out
-    assert f"of 127.0.0.1:{pg.server.port}/{workload.DB} at " in out
+    assert f"of 127.0.0.1:{pg.server.port}/{PROBE_DB} at " in out
     assert pg.server.password not in out
     assert cli.main(["history", "statements", "--history", url, "--since", "1h", "--format", "csv"]) == 0
     out = capsys.readouterr().out
@@ -345,9 +368,35 @@ def test_cli_snapshot_and_history(pg, tmp_path, capsys):
 
 def test_no_password_in_the_store(pg, tmp_path):
     url = str(tmp_path / "h.sqlite")
-    with vhdiag.connect(pg.dsn()) as target, History(url) as history:
+    with vhdiag.connect(dsn(pg)) as target, History(url) as history:
         history.snapshot(target, "planted")
     assert pg.server.password.encode() not in open(url, "rb").read()
     for extra in ("-wal", "-shm"):
         if os.path.exists(url + extra):
             assert pg.server.password.encode() not in open(url + extra, "rb").read()
+
+
+def test_metrics_from_the_store_and_imported_files(pg, tmp_path):
+    url = str(tmp_path / "h.sqlite")
+    with vhdiag.connect(dsn(pg)) as target, History(url) as history:
+        history.snapshot(target, "planted")
+        conn = psycopg.connect(dsn(pg, via="socket"))  # one more connection, visible to the second snapshot
+        time.sleep(0.1)
+        history.snapshot(target, "planted")
+        conn.close()
+    csv = tmp_path / "railway.csv"
+    csv.write_text("timestamp,CPU %,Memory %\n2026-11-29T12:00:00Z,71.5,40\n2026-11-29T12:01:00Z,86,41\n")
+    from vhdiag import cli
+    assert cli.main(["metrics", "import", str(csv), "--history", url, "--target-name", "planted"]) == 0
+    frame = vhdiag.load_metrics(f"sqlite:///{url}")
+    labels = '{"target":"planted"}'
+    cpu = frame[frame["metric"] == "cpu_pct"]
+    assert list(cpu["value"]) == [71.5, 86.0] and set(cpu["labels"]) == {labels}
+    assert list(cpu["ts"]) == [pd.Timestamp("2026-11-29T12:00:00Z"), pd.Timestamp("2026-11-29T12:01:00Z")]
+    conns = frame[frame["metric"] == "db_connections"]
+    assert len(conns) == 1 and conns["value"].iloc[0] >= 2
+    assert set(frame["metric"]) >= {"db_connections", "database_size_bytes", "tps", "cache_hit_pct", "memory_pct"}
+    # Importing the same file again replaces its points rather than duplicating them.
+    assert cli.main(["metrics", "import", str(csv), "--history", url, "--target-name", "planted"]) == 0
+    again = vhdiag.load_metrics(f"sqlite:///{url}", queries=["cpu_pct"])
+    assert list(again["value"]) == [71.5, 86.0]

@@ -24,7 +24,7 @@ RECORDED_DB = "vh_pgss_recorded"
 
 
 def _planted(df: pd.DataFrame, query: str) -> pd.Series:
-    rows = df[(df["query"] == query) & (df["user"] == workload.APP_USER)]
+    rows = df[(df["query"] == query) & (df["user"] == workload.APP_USER) & (df["database"] == workload.DB)]
     assert len(rows) == 1, rows
     return rows.iloc[0]
 
@@ -123,7 +123,7 @@ def _check_hidden(pg, user: str, password: str) -> None:
     finally:
         t.close()
 
-    app = df[df["user"] == workload.APP_USER]
+    app = df[(df["user"] == workload.APP_USER) & (df["database"] == workload.DB)]
     assert sorted(app["calls"]) == sorted([workload.SEQ_QUERY_CALLS, workload.CHEAP_QUERY_CALLS,
                                            workload.SLEEP_QUERY_CALLS])
     assert app["query_hidden"].all()

@@ -121,9 +121,10 @@ def seed(server: LocalServer) -> bool:
         conn.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
         conn.execute(f"CREATE DATABASE {DB} OWNER {APP_ROLE}")
     with server.admin(DB) as conn:
+        # Seeded by the superuser, so the application role's statements are the workload alone.
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        conn.execute(f"SET ROLE {APP_ROLE}")
         conn.execute(SCHEMA_SQL)
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
     return True
 
 

@@ -145,7 +145,11 @@ class Target:
         with self.engine.connect() as conn:
             result = conn.execute(sa.text(sql), params or {})
             rows = result.fetchall()
-            return pd.DataFrame.from_records(rows, columns=list(result.keys()))
+            # dtype=object: a bigint column with NULLs would otherwise become float64 and lose
+            # digits past 2**53 (queryids do); collectors cast each column to its declared dtype.
+            columns = list(result.keys())
+            return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=object)
+                                 for i, c in enumerate(columns)}, columns=columns)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -60,6 +60,10 @@ def typed(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             col = df[name]
             if kind == "ts":
                 col = pd.to_datetime(col, utc=True)
+            elif kind == "int" and col.dtype == object:
+                # Exact for 64-bit values: never through float64 (queryids use all 64 bits).
+                col = pd.Series(pd.array([None if v is None or v is pd.NA else int(v) for v in col],
+                                         dtype="Int64"), index=col.index)
             elif kind in ("int", "float"):
                 col = pd.to_numeric(col)
             out[name] = col.astype(dtype)

@@ -7,4 +7,11 @@ take ``since``/``until`` as datetimes, ISO 8601 strings or durations back from n
 """
 from .store import History, default_url, normalize_url
 
-__all__ = ["History", "default_url", "normalize_url"]
+
+def load_metrics(url, since=None, until=None, step=None, queries=None):
+    """Metric frame from the store (see vhdiag.history.metrics); what vhdiag.load_metrics calls."""
+    from .metrics import load_metrics as _load
+    return _load(url, since=since, until=until, step=step, queries=queries)
+
+
+__all__ = ["History", "default_url", "normalize_url", "load_metrics"]

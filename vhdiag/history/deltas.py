@@ -1,13 +1,13 @@
 """Cumulative counters to per-interval deltas, without ever resetting anything.
 
-pg_stat_statements and the statistics views count since their last reset. vhdiag never calls
-``pg_stat_statements_reset()`` (it would break every other consumer of the view, and managed
+pg_stat_statements and the statistics views count since their last reset. vhdiag never resets
+pg_stat_statements (a reset would break every other consumer of the view, and managed
 hosts often forbid it): it diffs consecutive snapshots instead, and says when a diff cannot be
 trusted. A delta is never negative. Each delta row carries:
 
 - ``complete``: the numbers are exactly what happened in the interval;
 - ``note``: why not, or what else happened: ``new`` (first seen in this interval, counted from
-  zero), ``reset`` (pg_stat_statements_reset() ran: counted since the reset, what came before it
+  zero), ``reset`` (someone reset pg_stat_statements: counted since the reset, what came before it
   in the interval is lost), ``evicted`` (the entry was deallocated and re-created: stats_since
   moved, PostgreSQL 17+, or counters went down), ``dealloc`` (entries were evicted in the
   interval, pg_stat_statements_info.dealloc rose, and before 17 we cannot tell which: any diff

@@ -1,0 +1,221 @@
+"""Settings: the runbook's defaults (``defaults.toml``, shipped with the package) under a user's
+``vhdiag.toml``.
+
+The user file is the first of:
+
+1. the ``path`` given to ``load_config`` (``--config`` on the command line),
+2. the file named by ``$VHDIAG_CONFIG``,
+3. ``./vhdiag.toml`` in the current directory,
+4. ``vhdiag.toml`` in the user config directory (``platformdirs.user_config_dir("vhdiag")``,
+   e.g. ``~/.config/vhdiag/vhdiag.toml`` on Linux),
+
+and none at all is fine. A user file holds only the keys it changes; tables merge key by key.
+It may add a metric to ``[thresholds.*]``, ``[slo.*]`` and ``[prometheus.queries]``, and a
+severity to ``[severities.*]``; every other key must exist in the defaults, with the same type.
+A mistake is a one-line ``ConfigError`` naming the file, the key and the fix.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+ENV_VAR = "VHDIAG_CONFIG"
+FILE_NAME = "vhdiag.toml"
+COMPARISONS = ("<", "<=", ">", ">=")
+DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since")}
+
+# Tables a user may add entries to; a new entry must look like the named default entry.
+OPEN_TABLES = {
+    ("thresholds",): ("thresholds", "cpu_pct"),
+    ("slo",): ("slo", "cpu_pct"),
+    ("severities",): ("severities", "P1"),
+    ("prometheus", "queries"): ("prometheus", "queries", "cpu_pct"),
+}
+
+
+class Config(dict):
+    """The merged settings, a plain nested dict; ``sources`` lists the files merged in."""
+
+    sources: list[str]
+
+    def __init__(self, data: dict, sources: list[str]):
+        super().__init__(data)
+        self.sources = sources
+
+
+def defaults() -> dict:
+    """The shipped defaults as a fresh nested dict."""
+    with DEFAULTS_PATH.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def find_config_file(path=None) -> Path | None:
+    """Which user file ``load_config`` reads (see the module docstring), or None."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found: check the path, or leave it out to use the defaults")
+        return p
+    env = os.environ.get(ENV_VAR)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"{ENV_VAR} names {p}, which is not a file: fix the path or unset {ENV_VAR}")
+        return p
+    local = Path(FILE_NAME)
+    if local.is_file():
+        return local
+    import platformdirs
+    user = Path(platformdirs.user_config_dir("vhdiag")) / FILE_NAME
+    return user if user.is_file() else None
+
+
+def load_config(path=None) -> Config:
+    """The defaults merged with the user's ``vhdiag.toml`` (found as the module docstring says)."""
+    found = find_config_file(path)
+    if found is None:
+        return Config(defaults(), [])
+    try:
+        user = tomllib.loads(found.read_bytes().decode("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{found}: not valid TOML ({exc}): fix the syntax there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{found}: cannot read it ({exc}): check the file") from None
+    return Config(_merged(user, str(found)), [str(found)])
+
+
+def resolve_config(config=None) -> Config:
+    """What functions taking ``config=`` accept: None (``load_config()``), a path, a ``Config``,
+    or a mapping of overrides (merged over the defaults like a user file)."""
+    if config is None:
+        return load_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return Config(_merged(dict(config), "config argument"), [])
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    raise ConfigError(f"config must be a path, a dict or None, not {type(config).__name__}")
+
+
+def _merged(user: dict, source: str) -> dict:
+    base = defaults()
+    _merge(base, user, (), source, defaults())  # new entries are checked against pristine defaults
+    _check_values(base, source)
+    return base
+
+
+def _merge(base: dict, user: Mapping, path: tuple, source: str, root: dict) -> None:
+    for key, value in user.items():
+        here = path + (key,)
+        if key in base:
+            _check_type(value, base[key], here, source)
+            if isinstance(base[key], dict):
+                _merge(base[key], value, here, source, root)
+            else:
+                base[key] = value
+        elif path in OPEN_TABLES:
+            template = _get(root, OPEN_TABLES[path]) if path != ("prometheus", "queries") else "sum(up)"
+            _check_type(value, template, here, source)
+            if isinstance(template, dict):
+                for missing in (k for k in template if k not in value):
+                    raise ConfigError(f"{source}: {_dotted(here)} needs {missing} "
+                                      f"(e.g. {missing} = {_toml(template[missing])})")
+                entry = copy.deepcopy(template)
+                _merge(entry, value, here, source, root)
+                value = entry
+            base[key] = value
+        else:
+            raise ConfigError(_unknown(here, base, source))
+
+
+def _check_type(value, default, here: tuple, source: str) -> None:
+    kind = _kind(default)
+    ok = {
+        "a table": isinstance(value, dict),
+        "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "a whole number": isinstance(value, int) and not isinstance(value, bool),
+        "a string": isinstance(value, str),
+    }[kind]
+    if not ok:
+        example = f"[{_dotted(here)}]" if kind == "a table" else f"{here[-1]} = {_toml(default)}"
+        raise ConfigError(f"{source}: {_dotted(here)} must be {kind} (e.g. {example}), "
+                          f"not {_kind(value)} {_toml(value)}")
+
+
+def _check_values(cfg: dict, source: str) -> None:
+    from .timeparse import parse_duration
+    for (table, key) in DURATION_KEYS:
+        value = cfg[table][key]
+        try:
+            if parse_duration(value) <= parse_duration(0):
+                raise ConfigError("not positive")
+        except ConfigError:
+            raise ConfigError(f'{source}: {table}.{key} = {_toml(value)} is not a duration: '
+                              f'write a number with a unit, e.g. {key} = "15s"') from None
+    for metric, levels in cfg["thresholds"].items():
+        if levels["warning"] > levels["critical"]:
+            raise ConfigError(f"{source}: thresholds.{metric}: warning ({levels['warning']}) is above critical "
+                              f"({levels['critical']}): make warning <= critical")
+    scaling = cfg["autoscaling"]
+    if scaling["min_replicas"] > scaling["max_replicas"]:
+        raise ConfigError(f"{source}: autoscaling.min_replicas ({scaling['min_replicas']}) is above max_replicas "
+                          f"({scaling['max_replicas']}): make min_replicas <= max_replicas")
+    for metric, slo in cfg["slo"].items():
+        if slo["comparison"] not in COMPARISONS:
+            raise ConfigError(f"{source}: slo.{metric}.comparison = {_toml(slo['comparison'])} is not one of "
+                              f"{', '.join(repr(c) for c in COMPARISONS)}: e.g. comparison = \"<\"")
+        if not 0 < slo["objective_pct"] < 100:
+            raise ConfigError(f"{source}: slo.{metric}.objective_pct = {slo['objective_pct']} must be between "
+                              f"0 and 100 (exclusive), e.g. objective_pct = 99.9")
+
+
+def _unknown(here: tuple, base: dict, source: str) -> str:
+    known = [str(k) for k in base]
+    close = difflib.get_close_matches(str(here[-1]), known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    where = f" under [{_dotted(here[:-1])}]" if len(here) > 1 else ""
+    return (f"{source}: unknown key {_dotted(here)}: {hint}remove or rename it "
+            f"(known keys{where}: {', '.join(known)})")
+
+
+def _get(root: dict, path: tuple):
+    for key in path:
+        root = root[key]
+    return root
+
+
+def _kind(value) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{...}"
+    return str(value)
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
