@@ -178,6 +178,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout)
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
     if keep_running:
+        server.detach()
         say(f"The server keeps running. Try:\n  export VHDIAG_DSN='{dsn}'\n  vhdiag show statements\n"
             f"  vhdiag doctor\nStop it with: vhdiag demo --stop  (or pg_ctl -D {server.data_dir} stop)")
     else:

@@ -23,7 +23,7 @@ def for_terminal(df: pd.DataFrame, max_query_chars: int = 70) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         series = out[col]
-        if col.endswith("_bytes"):
+        if col == "bytes" or col.endswith("_bytes"):
             out[col] = series.map(human_bytes)
         elif col.endswith(("_ms", "_s", "_pct")) and pd.api.types.is_numeric_dtype(series):
             out[col] = series.astype("Float64").round(2)
@@ -45,4 +45,5 @@ def render(df: pd.DataFrame, fmt: str, columns: list[str] | None = None) -> str:
         return df.to_json(orient="records", date_format="iso", date_unit="s", indent=1) + "\n"
     if df.empty:
         return "(no rows)\n"
-    return for_terminal(df).to_string(index=False, na_rep="") + "\n"
+    shown = for_terminal(df).astype(object)
+    return shown.where(shown.notna(), "").to_string(index=False) + "\n"

@@ -264,6 +264,11 @@ class LocalServer:
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def detach(self) -> None:
+        """Leave the server running when this process exits (vhdiag demo --keep-running)."""
+        atexit.unregister(self.stop)
+        self._started_here = False
+
     def restart(self) -> None:
         self.stop()
         self.start()
