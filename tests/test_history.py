@@ -198,6 +198,56 @@ def test_crash_loses_counters_and_is_marked(own_server, tmp_path):
     assert (series[["commits", "rollbacks", "deadlocks", "temp_bytes"]].fillna(0) >= 0).all().all()
 
 
+@pytest.fixture(params=["pg18", "pg15"])
+def small_pgss(request, servers):
+    """pg_stat_statements.max at its minimum (100), so a flood of statements evicts entries."""
+    server = servers.extra(f"evict-{request.param}", version=request.param,
+                           extra_settings={"pg_stat_statements.max": "100"})
+    with server.admin() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x int)")
+    return server
+
+
+def _own_since(server):
+    with server.admin() as conn:
+        row = conn.execute("SELECT * FROM pg_stat_statements WHERE query = %s", (OWN_QUERY,)).fetchone()
+        cols = [d.name for d in conn.execute("SELECT * FROM pg_stat_statements LIMIT 0").description]
+    return dict(zip(cols, row)).get("stats_since") if row else "absent"
+
+
+def test_eviction_is_detected_never_negative(small_pgss, tmp_path):
+    server = small_pgss
+    history = History(str(tmp_path / "h.sqlite"))
+    _own_calls(server, 5)
+    _snapshot(server, history)
+    before = _own_since(server)
+    with psycopg.connect(server.dsn(via="socket"), autocommit=True) as conn:
+        # 400 distinct statements (1 to 400 columns), 4x the table's size, each used more than ours:
+        # entries are evicted least-used first, so ours goes.
+        for i in range(1, 401):
+            for _ in range(8):
+                conn.execute("SELECT " + ", ".join(["1"] * i))
+    _own_calls(server, 40)  # re-created, and used enough to survive the snapshot's own statements
+    after = _own_since(server)
+    snap = _snapshot(server, history)
+    assert "dealloc" in snap["events"]
+    window = history.statements()
+    assert (window[["calls", "total_exec_ms", "rows"]].fillna(0) >= 0).all().all()
+    row = window.set_index("query").loc[OWN_QUERY]
+    if after is None:
+        # Before 17 there is no stats_since: an entry evicted and re-created with more calls than
+        # it had is diffed against its old self (40 - 5). vhdiag cannot tell, so it says so.
+        assert (row["complete"], row["notes"]) == (False, "dealloc")
+        assert 35 <= row["calls"] <= 40
+    elif before != after:
+        # 17+: stats_since moved, the entry was re-created: counted from zero, and marked.
+        assert (row["calls"], row["complete"], row["notes"]) == (40, False, "evicted")
+    else:
+        # 17+: stats_since proves the entry survived the evictions, the diff is exact.
+        assert (row["calls"], row["complete"], row["notes"]) == (40, True, "")
+
+
 def test_counter_diff_never_negative():
     frame = pd.DataFrame({"k": ["a"] * 4, "ts": pd.date_range("2026-11-01", periods=4, freq="15min", tz="UTC"),
                           "c": [10, 15, 3, 8]})
