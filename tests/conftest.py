@@ -61,6 +61,7 @@ class _Servers:
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="vhdiag-test-"))
         self.base.chmod(0o755)  # the unprivileged server user must traverse it
+        self.versions = list(VERSIONS)  # the fixture ids of the versions under test
         self.started: dict[str, PG] = {}
         self.errors: dict[str, str] = {}
 
@@ -161,3 +162,67 @@ def idle_in_transaction(pg):
     conn = workload.open_idle_in_transaction(pg.server)
     yield conn
     conn.close()
+
+
+# -- notebooks (nbval) --------------------------------------------------------------------------
+NOTEBOOK_DB = "notebooks"  # on the PostgreSQL 18 server, apart from the planted database
+_notebook_env: dict[str, str] = {}
+
+
+def _notebook_environment(tmp_dir: Path) -> dict[str, str]:
+    """A database with a small workload and a history of three snapshots, for the notebooks'
+    default parameters (``env:VHDIAG_DSN``, ``env:VHDIAG_HISTORY``)."""
+    import psycopg
+
+    import vhdiag
+    from vhdiag.history import History
+    server = _servers.get("pg18").server
+    with server.admin("postgres") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {NOTEBOOK_DB}")
+        conn.execute(f"CREATE DATABASE {NOTEBOOK_DB}")
+    with server.admin(NOTEBOOK_DB) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("CREATE TABLE nb_orders (id int PRIMARY KEY, customer_id int, amount numeric)")
+        conn.execute("INSERT INTO nb_orders SELECT g, g % 500, g % 97 FROM generate_series(1, 50000) g")
+        conn.execute("ANALYZE nb_orders")
+    dsn, url = server.dsn(NOTEBOOK_DB), str(tmp_dir / "history.sqlite")
+    with vhdiag.connect(dsn) as target, History(url) as history:
+        history.snapshot(target, "notebooks")
+        for calls in (5, 10):
+            with psycopg.connect(server.dsn(NOTEBOOK_DB, via="socket"), autocommit=True) as conn:
+                for i in range(calls):
+                    conn.execute("SELECT count(*) FROM nb_orders WHERE customer_id = %s", (i,))
+                    conn.execute("SELECT amount FROM nb_orders WHERE id = %s", (i + 1,))
+                conn.execute("SELECT pg_sleep(%s)", (0.02,))
+            history.snapshot(target, "notebooks")
+    return {"VHDIAG_DSN": dsn, "VHDIAG_HISTORY": url}
+
+
+_saved_env: dict[str, str | None] = {}
+
+
+def _is_notebook(item) -> bool:
+    return item is not None and type(item).__module__.startswith("nbval")
+
+
+def notebook_setup(item) -> None:
+    """Before nbval starts a notebook's kernel (which inherits os.environ): VHDIAG_DSN and
+    VHDIAG_HISTORY point at a database these tests started; restored after the last cell.
+    Called by notebooks/conftest.py (hooks of this file apply to tests/ only)."""
+    if not _is_notebook(item):
+        return
+    if not _notebook_env:
+        _notebook_env.update(_notebook_environment(_servers.base))
+    if not _saved_env:
+        _saved_env.update({k: os.environ.get(k) for k in _notebook_env})
+    os.environ.update(_notebook_env)
+
+
+def notebook_teardown(item, nextitem) -> None:
+    if _is_notebook(item) and not _is_notebook(nextitem) and _saved_env:
+        for key, value in _saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _saved_env.clear()

@@ -8,37 +8,19 @@ import pytest
 
 import vhdiag
 import workload
+from helpers import dtypes_of, eventually, scratch_database
 from vhdiag.collect import activity
-from vhdiag.collect._base import DTYPES
 
 SCRATCH_DB = "vh_scratch_activity"
-
-
-def _dtypes(columns):
-    return {name: DTYPES[kind] for name, kind in columns.items()}
-
-
-def _eventually(read, ok, timeout=10.0, interval=0.1):
-    """read() until ok(result) or the timeout; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = read()
-        if ok(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
 def scratch(pg):
     """A database of this module's own, with a table to lock."""
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
-    with pg.admin(SCRATCH_DB) as conn:
-        conn.execute("CREATE TABLE lockme (id int)")
-    yield SCRATCH_DB
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE {SCRATCH_DB} WITH (FORCE)")
+    with scratch_database(pg, SCRATCH_DB):
+        with pg.admin(SCRATCH_DB) as conn:
+            conn.execute("CREATE TABLE lockme (id int)")
+        yield SCRATCH_DB
 
 
 @pytest.fixture
@@ -49,10 +31,10 @@ def lowpriv(pg):
 
 
 def test_dtypes_match_the_mappings(target, idle_in_transaction):
-    assert activity.collect(target).dtypes.astype(str).to_dict() == _dtypes(activity.COLUMNS)
-    assert activity.connections(target).dtypes.astype(str).to_dict() == _dtypes(activity.CONNECTIONS_COLUMNS)
+    assert activity.collect(target).dtypes.astype(str).to_dict() == dtypes_of(activity.COLUMNS)
+    assert activity.connections(target).dtypes.astype(str).to_dict() == dtypes_of(activity.CONNECTIONS_COLUMNS)
     summary = activity.summary(target)
-    assert summary.dtypes.astype(str).to_dict() == _dtypes(activity.SUMMARY_COLUMNS)
+    assert summary.dtypes.astype(str).to_dict() == dtypes_of(activity.SUMMARY_COLUMNS)
     assert len(summary) == 1
     assert target.notices == {}
 
@@ -114,8 +96,8 @@ def test_blocked_session_shows_its_blocker(pg, target, scratch):
     thread = threading.Thread(target=wait_for_lock)
     thread.start()
     try:
-        df = _eventually(lambda: activity.collect(target),
-                         lambda d: d.loc[d["application"] == "vh-test-waiter", "waiting"].eq(True).any())
+        df = eventually(lambda: activity.collect(target),
+                        lambda d: d.loc[d["application"] == "vh-test-waiter", "waiting"].eq(True).any())
         w = df[df["application"] == "vh-test-waiter"].iloc[0]
         h = df[df["application"] == "vh-test-holder"].iloc[0]
         assert w["pid"] == waiter.info.backend_pid and h["pid"] == holder.info.backend_pid
@@ -169,13 +151,13 @@ def test_connections_count_by_application(pg, target, scratch):
         for c in conns:
             c.close()
     # A backend leaves pg_stat_activity a moment after its client closes.
-    after = _eventually(lambda: activity.connections(target), lambda d: not d["application"].eq(app).any())
+    after = eventually(lambda: activity.connections(target), lambda d: not d["application"].eq(app).any())
     assert not after["application"].eq(app).any()
 
 
 def test_low_privilege_role_sees_hidden_rows(pg, lowpriv, idle_in_transaction):
     df = activity.collect(lowpriv)
-    assert df.dtypes.astype(str).to_dict() == _dtypes(activity.COLUMNS)
+    assert df.dtypes.astype(str).to_dict() == dtypes_of(activity.COLUMNS)
     row = df[df["pid"] == idle_in_transaction.info.backend_pid].iloc[0]
     assert row["query_hidden"] and row["query"] == "<insufficient privilege>"
     assert pd.isna(row["state"]) and pd.isna(row["xact_start"])

@@ -1,32 +1,18 @@
 """backups: WAL archiving status, replication slots, and a real streaming standby."""
 import shutil
-import time
 
 import pandas as pd
 import pytest
 
 import vhdiag
 import workload
+from helpers import dtypes_of, eventually
 from vhdiag.collect import backups
-from vhdiag.collect._base import DTYPES
 from vhdiag.server import LocalServer
 
 STANDBY_SLOT = "vh_standby_slot"
 STANDBY_APP = "vh_standby"
-
-
-def _dtypes(columns):
-    return {name: DTYPES[kind] for name, kind in columns.items()}
-
-
-def _eventually(read, ok, timeout=15.0, interval=0.1):
-    """read() until ok(result) or the timeout; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = read()
-        if ok(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
+WAIT_S = 15.0  # eventually()'s timeout in this module, above its default of 10 s
 
 
 def _lsn(text: str) -> int:
@@ -40,7 +26,7 @@ def _lowpriv(server) -> vhdiag.Target:
 
 def test_archiver_with_archiving_off(target):
     df = backups.archiver(target)
-    assert df.dtypes.astype(str).to_dict() == _dtypes(backups.ARCHIVER_COLUMNS)
+    assert df.dtypes.astype(str).to_dict() == dtypes_of(backups.ARCHIVER_COLUMNS)
     assert len(df) == 1
     row = df.iloc[0]
     assert (row["archive_mode"], row["archived_count"], row["failed_count"], row["pending_wal_files"]) == ("off", 0, 0, 0)
@@ -56,14 +42,16 @@ def test_archive_command_seen_even_while_archive_mode_is_off(pg, target):
         conn.execute("ALTER SYSTEM SET archive_command = 'test ! -f /nonexistent/%f'")
         conn.execute("SELECT pg_reload_conf()")
     try:
-        df = _eventually(lambda: backups.archiver(target), lambda d: d["archive_command_set"].iloc[0])
+        df = eventually(lambda: backups.archiver(target), lambda d: d["archive_command_set"].iloc[0],
+                        timeout=WAIT_S)
         assert df["archive_command_set"].iloc[0] and df["archive_mode"].iloc[0] == "off"
         assert "nonexistent" not in df.to_string()             # never the command itself
     finally:
         with pg.admin("postgres") as conn:
             conn.execute("ALTER SYSTEM RESET archive_command")
             conn.execute("SELECT pg_reload_conf()")
-    df = _eventually(lambda: backups.archiver(target), lambda d: not d["archive_command_set"].iloc[0])
+    df = eventually(lambda: backups.archiver(target), lambda d: not d["archive_command_set"].iloc[0],
+                    timeout=WAIT_S)
     assert not df["archive_command_set"].iloc[0]
 
 
@@ -85,7 +73,7 @@ def test_physical_slot_retains_wal(pg, target):
         conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
     try:
         df = backups.replication(target)
-        assert df.dtypes.astype(str).to_dict() == _dtypes(backups.REPLICATION_COLUMNS)
+        assert df.dtypes.astype(str).to_dict() == dtypes_of(backups.REPLICATION_COLUMNS)
         row = df[df["slot_name"] == slot].iloc[0]
         assert (row["kind"], row["slot_type"], row["active"], row["temporary"]) == ("slot", "physical", False, False)
         assert row["wal_status"] == "reserved" and not row["in_recovery"]
@@ -97,8 +85,9 @@ def test_physical_slot_retains_wal(pg, target):
             conn.execute("SELECT pg_logical_emit_message(false, 'vhdiag-test', repeat('x', 100000))")
         # pg_current_wal_lsn() is the write position: the WAL writer gets there within
         # wal_writer_delay (these servers run with synchronous_commit off).
-        later = _eventually(lambda: backups.replication(target),
-                            lambda d: d.loc[d["slot_name"] == slot, "current_lsn"].iloc[0] != row["current_lsn"])
+        later = eventually(lambda: backups.replication(target),
+                           lambda d: d.loc[d["slot_name"] == slot, "current_lsn"].iloc[0] != row["current_lsn"],
+                           timeout=WAIT_S)
         later = later[later["slot_name"] == slot].iloc[0]
         assert later["restart_lsn"] == row["restart_lsn"]
         assert later["retained_wal_bytes"] - row["retained_wal_bytes"] == \
@@ -142,7 +131,7 @@ def test_primary_sees_the_standby_on_its_slot(target, standby):
         caught_up = df["state"].eq("streaming").fillna(False) & df["replay_lag_bytes"].eq(0).fillna(False)
         return bool((df["slot_name"].eq(STANDBY_SLOT).fillna(False) & caught_up).any())
 
-    df = _eventually(lambda: backups.replication(target), streaming)
+    df = eventually(lambda: backups.replication(target), streaming, timeout=WAIT_S)
     rows = df[df["slot_name"] == STANDBY_SLOT]
     assert len(rows) == 1                                     # slot and sender on one row
     row = rows.iloc[0]
@@ -161,9 +150,10 @@ def test_standby_reports_its_receiver(pg, standby):
     t = vhdiag.connect(standby.dsn(workload.DB))
     try:
         assert t.capabilities.in_recovery
-        df = _eventually(lambda: backups.replication(t),
-                         lambda d: bool((d["kind"].eq("receiver") & d["state"].eq("streaming")).fillna(False).any()))
-        assert df.dtypes.astype(str).to_dict() == _dtypes(backups.REPLICATION_COLUMNS)
+        df = eventually(lambda: backups.replication(t),
+                        lambda d: bool((d["kind"].eq("receiver") & d["state"].eq("streaming")).fillna(False).any()),
+                        timeout=WAIT_S)
+        assert df.dtypes.astype(str).to_dict() == dtypes_of(backups.REPLICATION_COLUMNS)
         row = df[df["kind"] == "receiver"].iloc[0]
         assert (row["state"], row["slot_name"], row["client_addr"]) == \
             ("streaming", STANDBY_SLOT, str(pg.server.socket_dir))

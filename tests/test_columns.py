@@ -5,15 +5,13 @@ import pytest
 import vhdiag
 from vhdiag import cli
 
-from conftest import VERSIONS
-
 FRAMES = [method for method, _ in cli.FRAMES.values()]
 
 
 @pytest.fixture(scope="module")
 def frames_by_version(servers):
     out = {}
-    for key in VERSIONS:
+    for key in servers.versions:
         pg = servers.get(key)
         with vhdiag.connect(pg.dsn()) as target:
             out[key] = {name: getattr(target, name)() for name in FRAMES}

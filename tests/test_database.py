@@ -1,6 +1,5 @@
 """database: pg_stat_database counters moved by real rollbacks, deadlocks and sessions."""
 import threading
-import time
 
 import pandas as pd
 import psycopg
@@ -8,38 +7,23 @@ import pytest
 
 import vhdiag
 import workload
+from helpers import dtypes_of, eventually, scratch_database
 from vhdiag.collect import database
-from vhdiag.collect._base import DTYPES
 
 SCRATCH_DB = "vh_scratch_database"
 NOCONNECT_DB = "vh_scratch_noconnect"
 
 
-def _eventually(read, ok, timeout=10.0, interval=0.1):
-    """read() until ok(result) or the timeout; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = read()
-        if ok(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="module")
 def scratch(pg):
     """A database only this module connects to, so its counters move only when we say."""
-    with pg.admin("postgres") as conn:
-        for db in (SCRATCH_DB, NOCONNECT_DB):
-            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {db}")
-        conn.execute(f"REVOKE CONNECT ON DATABASE {NOCONNECT_DB} FROM PUBLIC")
-    with pg.admin(SCRATCH_DB) as conn:
-        conn.execute("CREATE TABLE pair (id int PRIMARY KEY, v int)")
-        conn.execute("INSERT INTO pair VALUES (1, 0), (2, 0)")
-    yield SCRATCH_DB
-    with pg.admin("postgres") as conn:
-        for db in (SCRATCH_DB, NOCONNECT_DB):
-            conn.execute(f"DROP DATABASE {db} WITH (FORCE)")
+    with scratch_database(pg, SCRATCH_DB), scratch_database(pg, NOCONNECT_DB):
+        with pg.admin("postgres") as conn:
+            conn.execute(f"REVOKE CONNECT ON DATABASE {NOCONNECT_DB} FROM PUBLIC")
+        with pg.admin(SCRATCH_DB) as conn:
+            conn.execute("CREATE TABLE pair (id int PRIMARY KEY, v int)")
+            conn.execute("INSERT INTO pair VALUES (1, 0), (2, 0)")
+        yield SCRATCH_DB
 
 
 def _row(t, db: str) -> pd.Series:
@@ -50,12 +34,12 @@ def _row(t, db: str) -> pd.Series:
 def _settled(t, db: str, column: str, expected: int) -> pd.Series:
     """The row once ``column`` reached ``expected``: a backend flushes its counters on exit,
     a moment after its client closes."""
-    return _eventually(lambda: _row(t, db), lambda r: r[column] >= expected)
+    return eventually(lambda: _row(t, db), lambda r: r[column] >= expected)
 
 
 def test_columns_rows_and_dtypes(pg, target, scratch, idle_in_transaction):
     df = database.collect(target)
-    assert df.dtypes.astype(str).to_dict() == {c: DTYPES[k] for c, k in database.COLUMNS.items()}
+    assert df.dtypes.astype(str).to_dict() == dtypes_of(database.COLUMNS)
     assert list(df["database"]) == sorted(["postgres", workload.DB, workload.NOPGSS_DB, scratch, NOCONNECT_DB])
     assert (df["size_bytes"] > 0).all()
     with pg.admin("postgres") as conn:
@@ -128,8 +112,8 @@ def test_sessions_counted_and_killed(pg, target, scratch):
     with pg.admin("postgres") as admin:
         assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (victim.info.backend_pid,)).fetchone()[0]
     victim.close()
-    after = _eventually(lambda: _row(target, scratch),
-                        lambda r: r["sessions"] >= before["sessions"] + 4 and r["sessions_killed"] >= 1)
+    after = eventually(lambda: _row(target, scratch),
+                       lambda r: r["sessions"] >= before["sessions"] + 4 and r["sessions_killed"] >= 1)
     assert after["sessions"] == before["sessions"] + 4
     assert after["sessions_killed"] == before["sessions_killed"] + 1
     assert after["session_time_ms"] > before["session_time_ms"]
@@ -139,7 +123,7 @@ def test_unconnectable_database_has_null_size_and_a_notice(pg, scratch):
     t = vhdiag.connect(pg.dsn(user=workload.LOWPRIV_USER, password=workload.LOWPRIV_PASSWORD))
     try:
         df = database.collect(t)
-        assert df.dtypes.astype(str).to_dict() == {c: DTYPES[k] for c, k in database.COLUMNS.items()}
+        assert df.dtypes.astype(str).to_dict() == dtypes_of(database.COLUMNS)
         sizes = dict(zip(df["database"], df["size_bytes"]))
         assert pd.isna(sizes[NOCONNECT_DB])
         assert all(size > 0 for db, size in sizes.items() if db != NOCONNECT_DB)

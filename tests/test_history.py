@@ -22,6 +22,7 @@ from vhdiag.history import History
 from vhdiag.history.deltas import counter_diff, detect_events
 
 import workload
+from helpers import exclusive_lock
 
 # The history tests run their own workload in their own database, so the planted database's
 # counters stay exactly what tests/workload.py made them.
@@ -357,9 +358,7 @@ def test_busy_store_refuses_cleanly(pg, tmp_path):
 
 
 def test_snapshot_does_not_wait_on_an_exclusively_locked_table(pg, tmp_path):
-    locker = psycopg.connect(dsn(pg, via="socket"))
-    locker.execute("LOCK TABLE machine_events IN ACCESS EXCLUSIVE MODE")
-    try:
+    with exclusive_lock(pg, "machine_events", dbname=PROBE_DB):
         started = time.monotonic()
         with vhdiag.connect(dsn(pg)) as target, History(str(tmp_path / "h.sqlite")) as history:
             summary = history.snapshot(target, "planted")
@@ -368,8 +367,6 @@ def test_snapshot_does_not_wait_on_an_exclusively_locked_table(pg, tmp_path):
         assert "sizes skipped (locked ACCESS EXCLUSIVE by another session): public.machine_events" in summary["notes"]
         assert "machine_events" not in set(growth["table"])
         assert "orders" in set(growth["table"])
-    finally:
-        locker.close()
 
 
 def test_table_growth_and_database_series(pg, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 import vhdiag
 import workload
+from helpers import exclusive_lock, scratch_database
 from vhdiag.collect import _base, indexes
 
 CASES_DB = "vh_index_cases"
@@ -65,20 +66,16 @@ def by_index(df: pd.DataFrame, schema: str = "public") -> dict[str, pd.Series]:
 
 @pytest.fixture(scope="module")
 def cases(pg):
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {CASES_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {CASES_DB}")
-    with pg.admin(CASES_DB) as conn:
-        conn.execute(CASES_SQL)
-        try:
-            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY r_v_ccnew ON r (v)")
-        except psycopg.errors.UniqueViolation:
-            pass
-    t = vhdiag.connect(pg.dsn(CASES_DB))
-    yield t
-    t.close()
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE {CASES_DB} WITH (FORCE)")
+    with scratch_database(pg, CASES_DB):
+        with pg.admin(CASES_DB) as conn:
+            conn.execute(CASES_SQL)
+            try:
+                conn.execute("CREATE UNIQUE INDEX CONCURRENTLY r_v_ccnew ON r (v)")
+            except psycopg.errors.UniqueViolation:
+                pass
+        t = vhdiag.connect(pg.dsn(CASES_DB))
+        yield t
+        t.close()
 
 
 def test_columns_and_dtypes(target):
@@ -203,15 +200,10 @@ def test_reindex_leftover_is_dropped_and_partitioned_index_is_not_unused(cases):
 
 
 def test_locked_table_skips_sizes_and_definitions_not_findings(pg, target):
-    locker = psycopg.connect(pg.dsn(via="socket"))
-    try:
-        locker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    with exclusive_lock(pg, "orders"):
         start = time.monotonic()
         df = target.indexes()
         elapsed_ms = (time.monotonic() - start) * 1000
-    finally:
-        locker.rollback()
-        locker.close()
     assert elapsed_ms < min(target.statement_timeout_ms, 2000)
     rows = by_index(df)
     on_orders = df[df["table"] == "orders"]

@@ -1,30 +1,14 @@
 """maintenance: dead tuples, autovacuum's rule with reloptions, ID ages, sequences."""
-import time
-
 import pandas as pd
 import psycopg
 import pytest
 
 import vhdiag
 import workload
+from helpers import dtypes_of, eventually, scratch_database
 from vhdiag.collect import maintenance
-from vhdiag.collect._base import DTYPES
 
 SCRATCH_DB = "vh_scratch_maintenance"
-
-
-def _dtypes(columns):
-    return {name: DTYPES[kind] for name, kind in columns.items()}
-
-
-def _eventually(read, ok, timeout=10.0, interval=0.1):
-    """read() until ok(result) or the timeout; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = read()
-        if ok(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +17,31 @@ def scratch(pg):
 
     Autovacuum is off on every table here, so the numbers stay as we leave them.
     """
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {SCRATCH_DB}")
-    with pg.admin(SCRATCH_DB) as conn:
-        conn.execute("""
-            CREATE SCHEMA "My Schema";
-            CREATE TABLE "My Schema"."Odd Name" (id int) WITH (autovacuum_enabled = off,
-                autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0,
-                autovacuum_analyze_threshold = 1000000, autovacuum_freeze_max_age = 100000);
-            INSERT INTO "My Schema"."Odd Name" SELECT generate_series(1, 100);
-            DELETE FROM "My Schema"."Odd Name" WHERE id <= 10;
-            CREATE TABLE vacuumed (id int) WITH (autovacuum_enabled = false);
-            INSERT INTO vacuumed SELECT generate_series(1, 100);
-            DELETE FROM vacuumed WHERE id <= 60;
-            CREATE SEQUENCE never_called;
-            CREATE SEQUENCE going_down INCREMENT -1 MINVALUE -100 MAXVALUE -1 START -1;
-            SELECT nextval('going_down') FROM generate_series(1, 10);
-        """)
-    # A backend's table counters reach pg_stat_user_tables when it flushes them (at the latest
-    # on exit); VACUUM then sets n_live_tup/n_dead_tup, so it must come after that flush.
-    t = vhdiag.connect(pg.dsn(SCRATCH_DB))
-    _eventually(lambda: maintenance.tables(t), lambda d: set(d["n_dead_tup"]) == {10, 60})
-    with pg.admin(SCRATCH_DB) as conn:
-        conn.execute("VACUUM vacuumed")
-    _eventually(lambda: maintenance.tables(t), lambda d: d["vacuum_count"].sum() == 1)
-    t.close()
-    yield SCRATCH_DB
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE {SCRATCH_DB} WITH (FORCE)")
+    with scratch_database(pg, SCRATCH_DB):
+        with pg.admin(SCRATCH_DB) as conn:
+            conn.execute("""
+                CREATE SCHEMA "My Schema";
+                CREATE TABLE "My Schema"."Odd Name" (id int) WITH (autovacuum_enabled = off,
+                    autovacuum_vacuum_threshold = 5, autovacuum_vacuum_scale_factor = 0,
+                    autovacuum_analyze_threshold = 1000000, autovacuum_freeze_max_age = 100000);
+                INSERT INTO "My Schema"."Odd Name" SELECT generate_series(1, 100);
+                DELETE FROM "My Schema"."Odd Name" WHERE id <= 10;
+                CREATE TABLE vacuumed (id int) WITH (autovacuum_enabled = false);
+                INSERT INTO vacuumed SELECT generate_series(1, 100);
+                DELETE FROM vacuumed WHERE id <= 60;
+                CREATE SEQUENCE never_called;
+                CREATE SEQUENCE going_down INCREMENT -1 MINVALUE -100 MAXVALUE -1 START -1;
+                SELECT nextval('going_down') FROM generate_series(1, 10);
+            """)
+        # A backend's table counters reach pg_stat_user_tables when it flushes them (at the latest
+        # on exit); VACUUM then sets n_live_tup/n_dead_tup, so it must come after that flush.
+        t = vhdiag.connect(pg.dsn(SCRATCH_DB))
+        eventually(lambda: maintenance.tables(t), lambda d: set(d["n_dead_tup"]) == {10, 60})
+        with pg.admin(SCRATCH_DB) as conn:
+            conn.execute("VACUUM vacuumed")
+        eventually(lambda: maintenance.tables(t), lambda d: d["vacuum_count"].sum() == 1)
+        t.close()
+        yield SCRATCH_DB
 
 
 @pytest.fixture
@@ -80,9 +60,9 @@ def _one(df, **where):
 
 
 def test_dtypes_match_the_mappings(target):
-    assert maintenance.tables(target).dtypes.astype(str).to_dict() == _dtypes(maintenance.TABLES_COLUMNS)
-    assert maintenance.databases(target).dtypes.astype(str).to_dict() == _dtypes(maintenance.DATABASES_COLUMNS)
-    assert maintenance.sequences(target).dtypes.astype(str).to_dict() == _dtypes(maintenance.SEQUENCES_COLUMNS)
+    assert maintenance.tables(target).dtypes.astype(str).to_dict() == dtypes_of(maintenance.TABLES_COLUMNS)
+    assert maintenance.databases(target).dtypes.astype(str).to_dict() == dtypes_of(maintenance.DATABASES_COLUMNS)
+    assert maintenance.sequences(target).dtypes.astype(str).to_dict() == dtypes_of(maintenance.SEQUENCES_COLUMNS)
     assert target.notices == {}
 
 
@@ -187,7 +167,7 @@ def test_low_privilege_role(pg):
     t = vhdiag.connect(pg.dsn(user=workload.LOWPRIV_USER, password=workload.LOWPRIV_PASSWORD))
     try:
         tables = maintenance.tables(t)
-        assert tables.dtypes.astype(str).to_dict() == _dtypes(maintenance.TABLES_COLUMNS)
+        assert tables.dtypes.astype(str).to_dict() == dtypes_of(maintenance.TABLES_COLUMNS)
         assert _one(tables, table="machine_events")["n_dead_tup"] == workload.EVENTS_DELETED
         seqs = maintenance.sequences(t)
         row = _one(seqs, sequence=workload.NEAR_END_SEQUENCE)

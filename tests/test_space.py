@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 import vhdiag
 import workload
+from helpers import exclusive_lock, scratch_database
 from vhdiag.collect import _base, space
 
 CASES_DB = "vh_space_cases"
@@ -61,16 +62,12 @@ def flush_stats(conn) -> None:
 @pytest.fixture(scope="module")
 def cases(pg):
     """A database of its own with a mixed-case schema, TOAST, a partitioned table and a matview."""
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {CASES_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {CASES_DB}")
-    with pg.admin(CASES_DB) as conn:
-        conn.execute(CASES_SQL)
-        if pg.major >= 15:
-            flush_stats(conn)
-    yield pg.dsn(CASES_DB)
-    with pg.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE {CASES_DB} WITH (FORCE)")
+    with scratch_database(pg, CASES_DB):
+        with pg.admin(CASES_DB) as conn:
+            conn.execute(CASES_SQL)
+            if pg.major >= 15:
+                flush_stats(conn)
+        yield pg.dsn(CASES_DB)
 
 
 def test_columns_and_dtypes(target):
@@ -170,15 +167,10 @@ def test_seq_scan_counts_every_scan(pg, target):
 
 
 def test_locked_table_is_skipped_not_waited_for(pg, target):
-    locker = psycopg.connect(pg.dsn(via="socket"))
-    try:
-        locker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    with exclusive_lock(pg, "orders"):
         start = time.monotonic()
         df = target.tables()
         elapsed_ms = (time.monotonic() - start) * 1000
-    finally:
-        locker.rollback()
-        locker.close()
     # Had it waited, lock_timeout (100 ms) would have failed the statement.
     assert elapsed_ms < min(target.statement_timeout_ms, 2000)
     rows = by_table(df)
@@ -265,16 +257,16 @@ def _dbapi_error(orig):
 def test_a_lock_taken_mid_statement_is_retried():
     lock = _dbapi_error(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
     t = _FlakyTarget(lock, lock)
-    assert space.query_skipping_locks(t, "SELECT 1")["x"].tolist() == [1]
+    assert _base.query_skipping_locks(t, "SELECT 1")["x"].tolist() == [1]
     assert t.calls == 3
     t = _FlakyTarget(lock, lock, lock)
     with pytest.raises(sa.exc.OperationalError):
-        space.query_skipping_locks(t, "SELECT 1")
+        _base.query_skipping_locks(t, "SELECT 1")
     assert t.calls == 3
 
 
 def test_other_errors_are_not_retried():
     t = _FlakyTarget(_dbapi_error(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")))
     with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
-        space.query_skipping_locks(t, "SELECT 1")
+        _base.query_skipping_locks(t, "SELECT 1")
     assert t.calls == 1

@@ -1,4 +1,5 @@
-"""Shared plumbing of the collectors: SQL files and typed frames."""
+"""Shared plumbing of the collectors: SQL files, typed frames, lock-skipping queries and the
+role name for GRANT hints."""
 from __future__ import annotations
 
 import re
@@ -6,6 +7,8 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import psycopg
+import sqlalchemy as sa
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -75,3 +78,32 @@ def typed(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 def empty(columns: dict[str, str]) -> pd.DataFrame:
     """A frame with no rows and the declared columns and dtypes."""
     return typed(pd.DataFrame(), columns)
+
+
+# A lock taken between the statement's read of pg_locks and a size call makes that call wait
+# lock_timeout and fail; the statement is then run again, with a fresh look at pg_locks.
+LOCK_RETRIES = 3
+
+
+def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.DataFrame:
+    """Run a statement that skips relations locked by others, again if a lock slipped in.
+
+    The SQL reads ``pg_locks`` once, at its start, and leaves the locked relations alone. A
+    session that takes an ACCESS EXCLUSIVE lock after that moment makes the statement wait
+    ``lock_timeout`` and fail with ``LockNotAvailable``; it is then run again, up to
+    ``retries`` times in all, and the last failure is raised.
+    """
+    attempt = 1
+    while True:
+        try:
+            return target.query(sql)
+        except sa.exc.DBAPIError as exc:
+            if attempt >= retries or not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise
+            attempt += 1
+
+
+def role_ident(t) -> str:
+    """The connected role as an SQL identifier for a GRANT to copy, quoted by the server
+    (quote_ident knows the reserved words) only where it must be."""
+    return str(t.query("SELECT quote_ident(current_user) AS r").iloc[0, 0])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import load_sql, pick_sql, typed
+from ._base import load_sql, pick_sql, role_ident, typed
 
 # pg_stat_activity per client backend (PostgreSQL 13 to 18: same columns).
 COLUMNS = {
@@ -142,9 +142,3 @@ def _clip_durations(df: pd.DataFrame) -> pd.DataFrame:
 def _exact_int(col: pd.Series) -> pd.Series:
     """Text to Int64 without a trip through float64 (a 64-bit query_id loses digits there)."""
     return pd.Series(pd.array([None if pd.isna(v) else int(v) for v in col], dtype="Int64"), index=col.index)
-
-
-def role_ident(t) -> str:
-    """The connected role as an SQL identifier for a GRANT to copy, quoted by the server
-    (quote_ident knows the reserved words) only where it must be."""
-    return str(t.query("SELECT quote_ident(current_user) AS r").iloc[0, 0])

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import load_sql, pick_sql, typed
-from .activity import role_ident
+from ._base import load_sql, pick_sql, role_ident, typed
 
 ARCHIVER_COLUMNS = {
     "archived_count": "int",

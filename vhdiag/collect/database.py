@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import pick_sql, typed
-from .activity import role_ident
+from ._base import pick_sql, role_ident, typed
 
 COLUMNS = {
     "database": "string",

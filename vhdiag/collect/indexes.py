@@ -31,7 +31,6 @@ import pandas as pd
 from psycopg import sql
 
 from . import _base
-from .space import query_skipping_locks
 
 COLUMNS = {
     "schema": "string",
@@ -60,7 +59,7 @@ SUGGESTION = {"suggestion": "string"}
 def collect(target) -> pd.DataFrame:
     """Every user index, by schema, table and name, with the columns of ``COLUMNS``."""
     text = _base.pick_sql("indexes", target.capabilities.server_version_num)
-    return _base.typed(query_skipping_locks(target, text), COLUMNS)
+    return _base.typed(_base.query_skipping_locks(target, text), COLUMNS)
 
 
 def unused(target, frame: pd.DataFrame | None = None) -> pd.DataFrame:

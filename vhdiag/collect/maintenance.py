@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import load_sql, typed
-from .activity import role_ident
+from ._base import load_sql, role_ident, typed
 
 TABLES_COLUMNS = {
     "schema": "string",

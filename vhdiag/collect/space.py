@@ -24,8 +24,6 @@ Counters (``n_*``, ``seq_*``, ``idx_*``) are cumulative since the last statistic
 from __future__ import annotations
 
 import pandas as pd
-import psycopg
-import sqlalchemy as sa
 
 from . import _base
 
@@ -55,10 +53,6 @@ COLUMNS = {
     "last_seq_scan": "ts",         # PostgreSQL 16+; null before (and when never scanned)
 }
 
-# A lock taken between the statement's read of pg_locks and a size call makes that call wait
-# lock_timeout and fail; the statement is then run again, with a fresh look at pg_locks.
-LOCK_RETRIES = 3
-
 
 def tables(target) -> pd.DataFrame:
     """Every user table, partitioned table and materialized view, largest first.
@@ -68,22 +62,4 @@ def tables(target) -> pd.DataFrame:
     with null sizes and ``size_skipped`` true.
     """
     sql = _base.pick_sql("space_tables", target.capabilities.server_version_num)
-    return _base.typed(query_skipping_locks(target, sql), COLUMNS)
-
-
-def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.DataFrame:
-    """Run a statement that skips relations locked by others, again if a lock slipped in.
-
-    The SQL reads ``pg_locks`` once, at its start, and leaves the locked relations alone. A
-    session that takes an ACCESS EXCLUSIVE lock after that moment makes the statement wait
-    ``lock_timeout`` and fail with ``LockNotAvailable``; it is then run again, up to
-    ``retries`` times in all, and the last failure is raised.
-    """
-    attempt = 1
-    while True:
-        try:
-            return target.query(sql)
-        except sa.exc.DBAPIError as exc:
-            if attempt >= retries or not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
-                raise
-            attempt += 1
+    return _base.typed(_base.query_skipping_locks(target, sql), COLUMNS)
