@@ -156,6 +156,11 @@ def main():
     print(f"building {args.snapshots} snapshots x {args.statements} statements ({args.changed:.0%} changing) "
           f"x {args.tables} tables in {url}")
     history, build_s = build_week(url, args.snapshots, args.statements, args.tables, args.changed)
+    history.close()
+    import sqlite3
+    db = sqlite3.connect(url)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
     size = sum(p.stat().st_size for p in work.iterdir())
     print(f"built in {build_s:.0f} s ({1000 * build_s / args.snapshots:.0f} ms per snapshot write); "
           f"store {size / 2**20:.1f} MiB")
@@ -164,8 +169,12 @@ def main():
           f"{elapsed:.2f} s, peak Python memory {peak / 2**20:.1f} MiB")
     began = time.perf_counter()
     result = history.prune(raw_days=0, rollup_days=400)
+    history.close()
     import sqlite3
-    sqlite3.connect(url).execute("VACUUM")  # give freed pages back, to measure what is kept
+    db = sqlite3.connect(url)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the prune's transaction sits in the WAL until then
+    db.execute("VACUUM")  # give freed pages back, to measure what is kept
+    db.close()
     rolled = sum(p.stat().st_size for p in work.iterdir())
     days = args.snapshots * 15 / 1440
     per_day_rollup = rolled / days

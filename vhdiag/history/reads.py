@@ -57,12 +57,18 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
                   sa.func.min(s.c.ts).label("first_ts"), sa.func.max(s.c.ts).label("last_ts"))
         .join(s, s.c.id == d.c.snapshot_id).where(s.c.target_id == target_id),
         s.c.ts, since, until).group_by(d.c.statement_id)
+    # A roll-up row of hour H covers (H, H + 1h]: it counts when that hour overlaps the window,
+    # so windows over rolled-up history are hour-granular.
+    hour_since = since - pd.Timedelta(hours=1) if since is not None else None
     hourly = _between(
         sa.select(h.c.statement_id, *[sa.func.sum(getattr(h.c, c)).label(c) for c in SUMMED],
                   sa.func.sum(h.c.intervals).label("intervals"),
                   sa.func.min(sa.case((h.c.complete, 1), else_=0)).label("complete"),
                   sa.func.min(h.c.hour).label("first_ts"), sa.func.max(h.c.hour).label("last_ts"))
-        .where(h.c.target_id == target_id), h.c.hour, since, until).group_by(h.c.statement_id)
+        .where(h.c.target_id == target_id), h.c.hour, hour_since, None)
+    if until is not None:
+        hourly = hourly.where(h.c.hour < until.to_pydatetime())
+    hourly = hourly.group_by(h.c.statement_id)
     parts = [pd.read_sql(raw, conn), pd.read_sql(hourly, conn)]
     parts = [p for p in parts if len(p)]
     notes = _notes(conn, target_id, since, until)
@@ -95,7 +101,10 @@ def _notes(conn, target_id, since, until) -> dict:
                   .join(s, s.c.id == d.c.snapshot_id)
                   .where(s.c.target_id == target_id, d.c.note != ""), s.c.ts, since, until)
     q2 = _between(sa.select(h.c.statement_id, h.c.note).distinct()
-                  .where(h.c.target_id == target_id, h.c.note != ""), h.c.hour, since, until)
+                  .where(h.c.target_id == target_id, h.c.note != ""), h.c.hour,
+                  since - pd.Timedelta(hours=1) if since is not None else None, None)
+    if until is not None:
+        q2 = q2.where(h.c.hour < until.to_pydatetime())
     found: dict[int, set] = {}
     for q in (q1, q2):
         for sid, note in conn.execute(q):

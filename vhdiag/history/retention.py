@@ -2,7 +2,9 @@
 
 What a pruned snapshot leaves behind:
 - statement deltas are summed into ``statement_hourly`` (per statement and UTC hour; the
-  completeness flag is the AND of the intervals, notes the union);
+  completeness flag is the AND of the intervals, notes the union); per hour, the top
+  ``keep_top`` (200) statements by time and by calls keep rows of their own, the rest are folded
+  into one "(other statements)" row, so totals stay exact and a year stays small;
 - cumulative and gauge rows are thinned, not summed: database stats and connection counts keep
   the last snapshot of each hour, table and index stats the last snapshot of each day (table
   growth is a daily question; hourly rows for 1,000 tables would be most of a year's store);
@@ -25,7 +27,7 @@ def _in_chunks(conn, stmt_factory, ids):
         conn.execute(stmt_factory(ids[i:i + CHUNK]))
 
 
-def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp) -> dict:
+def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_top: int = 200) -> dict:
     cutoff = (now - pd.Timedelta(days=raw_days)).floor("h")
     horizon = now - pd.Timedelta(days=rollup_days)
     s = S.snapshots
@@ -36,7 +38,7 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp) -> di
         old["ts"] = pd.to_datetime(old["ts"], utc=True, format="mixed")
         old["hour"] = old["ts"].dt.floor("h")
         old["day"] = old["ts"].dt.floor("D")
-        result["hourly_rows"] = _roll_up_statements(conn, old)
+        result["hourly_rows"] = _roll_up_statements(conn, old, keep_top)
         # Which raw snapshots already went through a previous prune (they have no deltas left and
         # are the kept last-of-hour ones) does not matter: thinning is idempotent.
         old = old.sort_values("ts")
@@ -69,7 +71,14 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp) -> di
     return result
 
 
-def _roll_up_statements(conn, old: pd.DataFrame) -> int:
+OTHER_QUERY = "(other statements: folded together by retention)"
+
+
+def _roll_up_statements(conn, old: pd.DataFrame, keep_top: int) -> int:
+    """Sum deltas per statement and hour; keep the hour's ``keep_top`` statements by time and by
+    calls, fold the rest into one "(other statements)" row per hour, so a year of roll-ups of a
+    5,000-statement server stays small (the long tail of rarely run statements is what a year
+    view needs least)."""
     d = S.statement_deltas
     ids = [int(i) for i in old["id"]]
     parts = []
@@ -79,11 +88,30 @@ def _roll_up_statements(conn, old: pd.DataFrame) -> int:
     if deltas.empty:
         return 0
     deltas = deltas.merge(old[["id", "target_id", "hour"]], left_on="snapshot_id", right_on="id")
-    agg = {c: "sum" for c in S.STATEMENT_COUNTERS}
-    agg.update(complete="all", note=lambda n: ",".join(sorted({x for v in n for x in v.split(",") if x})),
-               snapshot_id="count")
-    hourly = deltas.groupby(["target_id", "hour", "statement_id"], as_index=False).agg(agg)
-    hourly = hourly.rename(columns={"snapshot_id": "intervals"})
+    keys = ["target_id", "hour", "statement_id"]
+    grouped = deltas.groupby(keys)
+    hourly = grouped[S.STATEMENT_COUNTERS].sum(min_count=1)
+    hourly["intervals"] = grouped.size()
+    hourly["complete"] = grouped["complete"].all()
+    noted = deltas[deltas["note"] != ""]
+    notes = noted.groupby(keys)["note"].agg(lambda n: ",".join(sorted({x for v in n for x in v.split(",")})))
+    hourly["note"] = notes.reindex(hourly.index).fillna("")
+    hourly = hourly.reset_index()
+
+    by_hour = hourly.groupby(["target_id", "hour"])
+    keep = (by_hour["total_exec_ms"].rank(method="first", ascending=False) <= keep_top) | \
+           (by_hour["calls"].rank(method="first", ascending=False) <= keep_top)
+    tail = hourly[~keep]
+    hourly = hourly[keep]
+    if len(tail):
+        folded = tail.groupby(["target_id", "hour"])
+        other = folded[S.STATEMENT_COUNTERS].sum(min_count=1)
+        other["intervals"] = folded["intervals"].max()
+        other["complete"] = folded["complete"].all()
+        other["note"] = "folded"
+        other = other.reset_index()
+        other["statement_id"] = [_other_statement(conn, int(t)) for t in other["target_id"]]
+        hourly = pd.concat([hourly, other], ignore_index=True)
     rows = []
     for rec in hourly.astype(object).where(hourly.notna(), None).to_dict("records"):
         rec["hour"] = pd.Timestamp(rec["hour"]).to_pydatetime()
@@ -92,6 +120,18 @@ def _roll_up_statements(conn, old: pd.DataFrame) -> int:
     conn.execute(S.statement_hourly.insert(), rows)
     _in_chunks(conn, lambda chunk: d.delete().where(d.c.snapshot_id.in_(chunk)), ids)
     return len(rows)
+
+
+def _other_statement(conn, target_id: int) -> int:
+    """The statements row that folded roll-ups point to (queryid 0, user and database 0)."""
+    st = S.statements
+    found = conn.execute(sa.select(st.c.id).where(st.c.target_id == target_id, st.c.queryid == 0,
+                                                  st.c.userid == 0, st.c.dbid == 0)).scalar()
+    if found is not None:
+        return found
+    return conn.execute(st.insert().values(
+        target_id=target_id, userid=0, dbid=0, queryid=0, toplevel=True, user=None, database=None,
+        query=OTHER_QUERY, first_seen=pd.Timestamp.now(tz="UTC").to_pydatetime())).inserted_primary_key[0]
 
 
 def _carry_events(conn, old: pd.DataFrame, kept: set) -> None:

@@ -260,6 +260,11 @@ class History:
             return 0
         cur = frame[frame["queryid"].notna()].copy()  # hidden rows have no key to follow
         cur["toplevel"] = cur["toplevel"].fillna(True).astype(bool)
+        for c in S.STATEMENT_COUNTERS:  # a frame without a counter (a hand-made one) stores NULL
+            if c not in cur:
+                cur[c] = pd.NA
+        if "stats_since" not in cur:
+            cur["stats_since"] = pd.NaT
         cur = add_sumsq(cur)
         ids = self._statement_ids(conn, target_id, cur, ts)
         cur["statement_id"] = [ids[k] for k in zip(*(cur[c].astype(object) for c in KEY))]
@@ -379,22 +384,23 @@ class History:
         with self.engine.connect() as conn:
             return database_series(conn, self._target_id(conn, target), since, until)
 
-    def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400) -> dict | None:
+    def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
+                   keep_top: int = 200) -> dict | None:
         """Prune when the last prune is older than ``every_s`` (what `vhdiag snapshot` does daily)."""
         with self.engine.connect() as conn:
             last = conn.execute(sa.select(S.meta.c.value).where(S.meta.c.key == "last_prune")).scalar()
         now = pd.Timestamp.now(tz="UTC")
         if last is not None and (now - pd.Timestamp(last)).total_seconds() < every_s:
             return None
-        result = self.prune(raw_days=raw_days, rollup_days=rollup_days)
-        return result
+        return self.prune(raw_days=raw_days, rollup_days=rollup_days, keep_top=keep_top)
 
-    def prune(self, raw_days: float = 14, rollup_days: float = 400, now=None) -> dict:
-        """Roll up and delete raw snapshots older than ``raw_days``; drop roll-ups older than ``rollup_days``."""
+    def prune(self, raw_days: float = 14, rollup_days: float = 400, now=None, keep_top: int = 200) -> dict:
+        """Roll up and delete raw snapshots older than ``raw_days``; drop roll-ups older than ``rollup_days``.
+        Per hour, statements outside the top ``keep_top`` by time and by calls are folded together."""
         from .retention import prune
         now = parse_time(now) if now is not None else pd.Timestamp.now(tz="UTC")
         with self._write() as conn, conn.begin():
-            result = prune(conn, raw_days=raw_days, rollup_days=rollup_days, now=now)
+            result = prune(conn, raw_days=raw_days, rollup_days=rollup_days, now=now, keep_top=keep_top)
             conn.execute(S.meta.delete().where(S.meta.c.key == "last_prune"))
             conn.execute(S.meta.insert().values(key="last_prune", value=now.isoformat()))
         return result
