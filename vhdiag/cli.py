@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     _history_argument(prune)
     prune.add_argument("--raw-days", type=float, default=14, metavar="N", help="keep raw snapshots N days (14)")
     prune.add_argument("--rollup-days", type=float, default=400, metavar="N", help="keep roll-ups N days (400)")
+    prune.add_argument("--keep-top", type=int, default=200, metavar="N",
+                       help="per hour of roll-ups, statements kept apart (top N by time and by calls); "
+                            "the rest are folded into one row (200)")
 
     hist = sub.add_parser(
         "history", help="print a window of the history store",
@@ -168,6 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _history_argument(met)
     met.add_argument("--target-name", metavar="NAME", default=None, help="with 'import': the target the points belong to")
+
+    rep = sub.add_parser(
+        "report", help="run a report notebook: HTML without code, the executed notebook, findings as JSON",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute notebooks/NAME.ipynb with papermill for a window and write, under OUT/<period>/ "
+                    "(2026-W48 for an ISO week, else a date range): NAME.ipynb (executed), NAME.html (no code "
+                    "cells, plots inline), NAME.summary.json (findings) and NAME.report.json; OUT/index.html lists "
+                    "every report, newest first. The notebook gets env:NAME references, never a DSN with a "
+                    "password. Reports: " + ", ".join(REPORTS) + " (slow-queries is the same as slow_queries).",
+        epilog="Example:\n  vhdiag report slow-queries --dsn env:DATABASE_URL --window 7d\n"
+               "  vhdiag report slow_queries --since 2026-11-23 --until 2026-11-30 -p top_n=20 --out /srv/reports\n")
+    rep.add_argument("name", metavar="NAME", help="the notebook: " + ", ".join(REPORTS))
+    _dsn_argument(rep)
+    _history_argument(rep)
+    rep.add_argument("--target-name", metavar="NAME", default=None,
+                     help="the target's name in the history store (default: the only one, else host:port/dbname)")
+    rep.add_argument("--since", default=None, metavar="TIME", help="window start: ISO 8601 or a duration back (7d)")
+    rep.add_argument("--until", default=None, metavar="TIME", help="window end (default now)")
+    rep.add_argument("--window", default=None, metavar="DURATION",
+                     help="window length back from --until, instead of --since (default 7d)")
+    rep.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default ./reports)")
+    rep.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE", dest="parameters",
+                     help="a notebook parameter, e.g. -p top_n=20 -p slow_ms=500; repeatable")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -176,6 +203,8 @@ def _history_argument(parser: argparse.ArgumentParser) -> None:
                         help="history store: a file path, sqlite:///PATH or postgresql://... "
                              "(default: $VHDIAG_HISTORY, else history.sqlite in the user data directory)")
 
+
+REPORTS = ["slow_queries"]
 
 HISTORY_VIEWS = {
     "statements": ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms", "rows",
@@ -283,7 +312,7 @@ def cmd_snapshot(args) -> int:
 def cmd_prune(args) -> int:
     from .history import History
     with History(args.history) as history:
-        result = history.prune(raw_days=args.raw_days, rollup_days=args.rollup_days)
+        result = history.prune(raw_days=args.raw_days, rollup_days=args.rollup_days, keep_top=args.keep_top)
     print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
     return 0
 
@@ -332,8 +361,24 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .reports import run_report
+    if args.since and args.window:
+        raise VhdiagError("give either --since/--until or --window, not both")
+    report = run_report(args.name, target=args.dsn, history=args.history, since=args.since, until=args.until,
+                        window=args.window, out=args.out, assignments=args.parameters, target_name=args.target_name,
+                        statement_timeout_ms=args.statement_timeout_ms, progress=not args.quiet)
+    counts = {s: sum(f.get("severity") == s for f in report.findings) for s in ("critical", "warning", "info")}
+    found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+    print(f"report {report.name} for {report.period}: {report.html}")
+    print(f"findings: {found} ({report.summary}); executed notebook: {report.notebook}; "
+          f"{report.duration_s:.1f} s")
+    return 0
+
+
 COMMANDS = {"show": cmd_show, "doctor": cmd_doctor, "demo": cmd_demo, "snapshot": cmd_snapshot,
-            "prune": cmd_prune, "history": cmd_history, "metrics": cmd_metrics}
+            "prune": cmd_prune, "history": cmd_history, "metrics": cmd_metrics,
+            "report": cmd_report}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,250 @@
+"""What the report notebooks show: matplotlib figures and HTML tables, every text escaped.
+
+Query text is user data: a statement may carry ``/* <script>...</script> */`` in a comment, and
+pg_stat_statements keeps comments. Everything here that turns text into HTML goes through
+``html.escape``; nothing builds HTML from unescaped text. Numbers become strings with their unit
+only here, at display time (``12.3 ms``, ``1.2 s``, ``45.1 %``, ``1.5 MB``).
+"""
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+
+from .display import human_bytes
+
+# Column -> header shown; the unit is in each cell.
+HEADERS = {
+    "queryid": "queryid", "user": "user", "database": "database", "calls": "calls",
+    "total_exec_ms": "total time", "share_pct": "share of DB time", "mean_exec_ms": "mean",
+    "stddev_exec_ms": "stddev", "rows_per_call": "rows/call", "cache_hit_pct": "cache hit",
+    "shared_blks_read": "blocks read", "temp_blks": "temp blocks", "query": "query",
+    "calls_share_pct": "share of calls", "mean_before_ms": "mean before", "total_before_ms": "total before",
+    "calls_before": "calls before", "mean_ratio": "mean ×", "total_ratio": "total ×", "extra_ms": "extra time",
+    "why": "grew by", "seq_scan": "seq scans", "seq_tup_read": "rows read by seq scans",
+    "rows_per_seq_scan": "rows per seq scan", "n_live_tup": "live rows", "total_bytes": "size",
+    "idx_scan": "index scans", "suggestion": "suggestion", "ts": "time (UTC)", "interval_s": "interval",
+    "events": "events", "notes": "notes",
+}
+
+STYLE = """<style>
+table.vh {border-collapse: collapse; font-size: 12px; margin: 4px 0 12px 0;}
+table.vh th {background: #eef1f5; text-align: left; padding: 3px 6px; border-bottom: 1px solid #99a;}
+table.vh td {padding: 2px 6px; border-bottom: 1px solid #dde; vertical-align: top;}
+table.vh td.n {text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums;}
+table.vh td.q, table.vh td.sql {font-family: monospace; font-size: 11px; max-width: 560px; word-break: break-word;}
+table.vh td.sql {white-space: pre-wrap;}
+table.vh td.warn {color: #a40;}
+p.vh-more {color: #666; font-size: 11px; margin-top: -8px;}
+span.sev-critical {color: #fff; background: #b00; padding: 0 4px; border-radius: 3px;}
+span.sev-warning {color: #000; background: #fc3; padding: 0 4px; border-radius: 3px;}
+span.sev-info {color: #fff; background: #57a; padding: 0 4px; border-radius: 3px;}
+</style>"""
+
+
+# Inline, because the notebook HTML template right-aligns every table cell with more specific CSS.
+_LEFT, _RIGHT = "text-align: left", "text-align: right"
+
+
+class Html:
+    """An HTML fragment the notebook displays as is; only built from escaped text."""
+
+    def __init__(self, markup: str):
+        self.markup = markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __repr__(self) -> str:
+        return re.sub(r"<[^>]+>", " ", self.markup).strip()[:2000]
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def ms(v) -> str:
+    if v is None or pd.isna(v):
+        return ""
+    v = float(v)
+    if abs(v) >= 10_000:
+        return f"{v / 1000:,.1f} s"
+    if abs(v) >= 100:
+        return f"{v:,.0f} ms"
+    return f"{v:.1f} ms" if abs(v) >= 1 else f"{v:.3f} ms"
+
+
+def _cell(column: str, value) -> tuple[str, str]:
+    """(css class, escaped text) of one cell."""
+    if value is None or (not isinstance(value, (str, list, dict)) and pd.isna(value)):
+        return "n", ""
+    if column == "query":
+        text = re.sub(r"\s+", " ", str(value)).strip()
+        return "q", esc(text if len(text) <= 300 else text[:299] + "…")
+    if column == "queryid":
+        return "", esc(int(value))
+    if column in ("suggestion", "plan"):
+        return "sql", esc(value)
+    if column.endswith("_ms"):
+        return "n", esc(ms(value))
+    if column.endswith("_pct"):
+        return "n", esc(f"{float(value):.1f} %")
+    if column.endswith("_ratio"):
+        return "n", esc("new" if value == float("inf") else f"{float(value):.1f}×")
+    if column.endswith("bytes"):
+        return "n", esc(human_bytes(value))
+    if column == "interval_s":
+        return "n", esc(f"{float(value):,.0f} s")
+    if column == "rows_per_call" or column == "rows_per_seq_scan":
+        return "n", esc(f"{float(value):,.1f}")
+    if isinstance(value, pd.Timestamp):
+        return "", esc(value.strftime("%Y-%m-%d %H:%M:%S"))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "item"):
+        try:
+            return "n", esc(f"{int(value):,}" if float(value).is_integer() else f"{float(value):,.2f}")
+        except (TypeError, ValueError):
+            pass
+    return "", esc(value)
+
+
+def table(frame: pd.DataFrame, columns: list[str] | None = None, *, max_rows: int | None = None,
+          empty: str = "none") -> Html:
+    """An escaped HTML table with units in the cells. ``complete``/``notes`` become one ``data``
+    column marking incomplete figures (⚠ and what happened). ``max_rows`` cuts the list, saying so."""
+    if frame is None or len(frame) == 0:
+        return Html(STYLE + f"<p><em>{esc(empty)}</em></p>")
+    cols = [c for c in (columns or list(frame.columns)) if c in frame.columns and c not in ("complete", "notes")]
+    mark = "complete" in frame.columns
+    if "notes" in frame.columns and "complete" not in frame.columns and "notes" in (columns or frame.columns):
+        cols.append("notes")
+    shown = frame if max_rows is None else frame.head(max_rows)
+    head = "".join(f'<th style="{_LEFT}">{esc(HEADERS.get(c, c))}</th>' for c in cols) + \
+        (f'<th style="{_LEFT}">data</th>' if mark else "")
+    body = []
+    for rec in shown.to_dict("records"):
+        cells = []
+        for c in cols:
+            cls, text = _cell(c, rec.get(c))
+            cells.append(f'<td class="{cls}" style="{_RIGHT if cls == "n" else _LEFT}">{text}</td>')
+        if mark:
+            ok = bool(rec.get("complete", True))
+            note = rec.get("notes") or ""
+            cells.append("<td></td>" if ok else f'<td class="warn" style="{_LEFT}">⚠ {esc(note or "incomplete")}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if max_rows is not None and len(frame) > max_rows:
+        more = f'<p class="vh-more">{max_rows} of {len(frame)} rows; the executed notebook has them all.</p>'
+    return Html(f'{STYLE}<table class="vh"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}')
+
+
+def paragraph(*parts: str) -> Html:
+    """One paragraph of escaped text."""
+    return Html("<p>" + esc(" ".join(p for p in parts if p)) + "</p>")
+
+
+def bullets(items) -> Html:
+    items = [i for i in items if i]
+    if not items:
+        return Html("")
+    return Html("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>")
+
+
+def code(text: str) -> Html:
+    return Html(f'<pre style="font-size: 11px; background: #f6f7f9; padding: 6px;">{esc(text)}</pre>')
+
+
+def findings_table(findings: list[dict], max_rows: int | None = None) -> Html:
+    """Findings as a table: severity, what, detail, what to do."""
+    if not findings:
+        return Html(STYLE + "<p><em>No findings: nothing crossed a threshold in this window.</em></p>")
+    rows = []
+    for f in findings[: max_rows or len(findings)]:
+        sev = esc(f["severity"])
+        rows.append(f'<tr><td style="{_LEFT}"><span class="sev-{sev}">{sev}</span></td><td style="{_LEFT}">'
+                    f'{esc(f["title"])}<br><small>{esc(f["kind"])} · {esc(f["subject"])}</small></td>'
+                    f'<td style="{_LEFT}">{esc(f["detail"])}</td>'
+                    f'<td class="sql" style="{_LEFT}">{esc(f["suggestion"])}</td></tr>')
+    more = ""
+    if max_rows and len(findings) > max_rows:
+        more = f'<p class="vh-more">{max_rows} of {len(findings)} findings; the summary JSON has them all.</p>'
+    head = "".join(f'<th style="{_LEFT}">{h}</th>' for h in ("severity", "finding", "detail", "what to do next"))
+    return Html(f'{STYLE}<table class="vh"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}')
+
+
+# -- figures ----------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+    import matplotlib.pyplot as plt
+    matplotlib.rcParams.update({"figure.dpi": 80, "font.size": 9})
+    return plt
+
+
+def _short(query, n: int = 48) -> str:
+    text = re.sub(r"\s+", " ", str(query or "")).strip()
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def share_bars(top: pd.DataFrame, title: str = "Share of DB time in the window"):
+    """Horizontal bars: each top statement's share of total execution time."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(top), 1) + 1.1))
+    labels = [f"{_short(q)}  [{qid}]" for q, qid in zip(top["query"], top["queryid"])]
+    values = [float(v) for v in top["share_pct"].fillna(0)]
+    ax.barh(range(len(top)), values, color="#4c72b0")
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.1f} %", va="center", fontsize=8)
+    ax.set_yticks(range(len(top)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(values + [1]) * 1.15)
+    ax.set_xlabel("share of total execution time in the window (%)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)  # shown once, by display(fig)
+    return fig
+
+
+def drilldown(series: dict, since=None, until=None, title: str = "Top queries over the window", queries=None):
+    """One row per query: calls per snapshot interval (bars spanning the interval) and mean execution
+    time (points at the interval's middle), on the window's time axis. Intervals with incomplete
+    figures are marked with a red x."""
+    plt = _plt()
+    import matplotlib.dates as mdates
+    n = max(len(series), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(11, 2.2 * n + 0.6), squeeze=False)
+    lo = pd.Timestamp(since).tz_convert("UTC").tz_localize(None) if since is not None else None
+    hi = pd.Timestamp(until).tz_convert("UTC").tz_localize(None) if until is not None else None
+    for row, (label, frame) in enumerate(series.items()):
+        calls_ax, mean_ax = axes[row]
+        end = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
+        span = pd.to_timedelta(frame["interval_s"].fillna(0).astype(float), unit="s")
+        begin, mid = end - span, end - span / 2
+        calls_ax.bar(begin, frame["calls"].fillna(0).astype(float), width=(span / pd.Timedelta(days=1)).to_numpy(),
+                     align="edge", color="#4c72b0", edgecolor="white")
+        mean = frame["mean_exec_ms"].astype(float)
+        mean_ax.plot(mid, mean, marker="o", color="#dd8452")
+        bad = ~frame["complete"].astype(bool)
+        if bad.any():
+            mean_ax.plot(mid[bad], mean[bad], "x", color="red", markersize=9, label="incomplete interval")
+            mean_ax.legend(loc="upper left", fontsize=8)
+        mean_ax.set_ylim(bottom=0, top=max(float(mean.max()) * 1.2, 1e-3) if mean.notna().any() else 1)
+        calls_ax.set_ylabel("calls per interval")
+        mean_ax.set_ylabel("mean execution time (ms)")
+        name = _short((queries or {}).get(label, ""), 60)
+        calls_ax.set_title(f"[{label}] {name}: calls", fontsize=8, loc="left")
+        mean_ax.set_title(f"[{label}]: mean time", fontsize=8, loc="left")
+        for ax in (calls_ax, mean_ax):
+            ax.grid(alpha=0.3)
+            if lo is not None and hi is not None:
+                ax.set_xlim(lo, hi)
+            locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+            ax.tick_params(axis="x", labelsize=8)
+            if row == n - 1:
+                ax.set_xlabel("time (UTC)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)  # shown once, by display(fig)
+    return fig
