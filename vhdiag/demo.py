@@ -24,6 +24,7 @@ import psycopg
 from .server import LocalServer, embedded_bin_dir
 
 DB = "vendhub"
+DEMO_TARGET = "demo/vendhub"  # the demo's name in its history store
 APP_ROLE = "vendhub_app"
 
 SCHEMA_SQL = """
@@ -94,10 +95,8 @@ def default_data_dir() -> Path:
 
 def start_server(data_dir: Path | None = None) -> LocalServer:
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        for parent in [data_dir.parent, *data_dir.parent.parents][:2]:
-            parent.chmod(parent.stat().st_mode | 0o055)
+    # 0o755: as root, the unprivileged server user must enter it (LocalServer says so if it cannot).
+    data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     return LocalServer(embedded_bin_dir(), data_dir / "pg", tcp=False).start()
 
 
@@ -140,9 +139,13 @@ def run_workload(server: LocalServer) -> list[tuple[str, int, float]]:
     return done
 
 
-def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout) -> int:
+def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout, report: bool = True,
+        reports_dir: str = "reports") -> int:
+    import pandas as pd
+
     import vhdiag
     from .display import render
+    from .history import History
 
     def say(text=""):
         print(text, file=out, flush=True)
@@ -152,10 +155,16 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout)
     created = seed(server)
     say(f"vhdiag demo: embedded PostgreSQL {server.major} in {server.data_dir} "
         f"({'created' if created else 'reused'} database {DB})")
-    for label, calls, seconds in run_workload(server):
-        say(f"  workload: {calls:5d} x {label} ({seconds:.1f} s)")
-
     dsn = server.dsn(DB, via="socket")
+    history_url = str(server.data_dir.parent / "history.sqlite")
+    with vhdiag.connect(dsn) as target, History(history_url) as history:
+        # Snapshots around the workload: the report reads the deltas between them.
+        history.snapshot(target, DEMO_TARGET)
+        workload_started = pd.Timestamp.now(tz="UTC")
+        for label, calls, seconds in run_workload(server):
+            say(f"  workload: {calls:5d} x {label} ({seconds:.1f} s)")
+        history.snapshot(target, DEMO_TARGET)
+
     with vhdiag.connect(dsn) as target:
         statements = target.statements()
         app = statements[statements["user"] == APP_ROLE]
@@ -175,6 +184,16 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout)
     flagged = indexes[indexes["unused"].fillna(False) | indexes["duplicate_of"].notna()]
     say("\n== Index findings: unused or duplicate (suggestions only; vhdiag never runs them) ==")
     say(render(flagged, "table", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of"]).rstrip())
+
+    if report:
+        from .reports import run_report
+        say("\n== Slow-query report over the workload (papermill; `vhdiag report slow_queries`) ==")
+        result = run_report("slow_queries", target=dsn, history=history_url, target_name=DEMO_TARGET,
+                            since=workload_started - pd.Timedelta(seconds=1), until=pd.Timestamp.now(tz="UTC"),
+                            out=reports_dir, progress=False)
+        for finding in result.findings:
+            say(f"  [{finding['severity']}] {finding['title']}")
+        say(f"  HTML: {result.html}\n  findings: {result.summary}")
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
     if keep_running:

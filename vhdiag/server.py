@@ -185,8 +185,21 @@ class LocalServer:
         return self.data_dir / "server.log"
 
     # -- lifecycle ------------------------------------------------------------------------
+    def _check_reachable(self) -> None:
+        """As root, the server user must be able to reach the data directory's parent."""
+        if self._account is None:
+            return
+        parent = self.data_dir.parent
+        probe = subprocess.run(["test", "-x", str(parent)], user=self._account.pw_uid,
+                               group=self._account.pw_gid, extra_groups=[])
+        if probe.returncode != 0:
+            raise VhdiagError(f"PostgreSQL runs as the unprivileged user {self._account.pw_name} (we are root), "
+                              f"which cannot reach {parent}: choose a data directory whose parents it can "
+                              "enter (e.g. under /var/lib or /tmp), or chmod o+x them")
+
     def initdb(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
         self.data_dir.chmod(0o700)
         self._own(self.data_dir)
         # The data directory must be empty for initdb, so the password file sits beside it.
