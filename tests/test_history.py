@@ -447,3 +447,87 @@ def test_metrics_from_the_store_and_imported_files(pg, tmp_path):
     assert cli.main(["metrics", "import", str(csv), "--history", url, "--target-name", "planted"]) == 0
     again = vhdiag.load_metrics(f"sqlite:///{url}", queries=["cpu_pct"])
     assert list(again["value"]) == [71.5, 86.0]
+
+
+def test_passwords_in_statement_text_never_reach_the_store(pg, tmp_path):
+    secret = "Sup3r-Secret-In-SQL"
+    url = str(tmp_path / "h.sqlite")
+    with vhdiag.connect(dsn(pg)) as target, History(url) as history:
+        history.snapshot(target, "probe")
+        with pg.admin(PROBE_DB) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS leaky")
+            conn.execute(f"CREATE ROLE leaky PASSWORD '{secret}'")
+            conn.execute(f"ALTER ROLE leaky PASSWORD '{secret}'")
+        frame = target.statements()
+        history.snapshot(target, "probe")
+    created = frame[frame["query"].str.startswith("CREATE ROLE leaky", na=False)]
+    assert list(created["query"]) == ["CREATE ROLE leaky PASSWORD '***'"]
+    assert not frame["query"].str.contains(secret, regex=False, na=False).any()
+    for path in tmp_path.iterdir():
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_statements_that_become_visible_start_a_baseline(pg, tmp_path):
+    """A GRANT pg_read_all_stats between snapshots reveals statements that ran long before:
+    their counters are history, not the interval's."""
+    user, password = "vh_monitor", "Monitor-Pass-5"
+    with pg.admin("postgres") as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {user}")
+        conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,)] * 20)
+    url = str(tmp_path / "h.sqlite")
+    monitor = dsn(pg, user=user, password=password)
+    with vhdiag.connect(monitor) as target, History(url) as history:
+        history.snapshot(target, "probe")
+    _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,)] * 3)
+    with pg.admin("postgres") as conn:
+        conn.execute(f"GRANT pg_read_all_stats TO {user}")
+    try:
+        with vhdiag.connect(monitor) as target, History(url) as history:
+            assert history.snapshot(target, "probe")["events"] == ["visibility"]
+            assert SEQ not in set(history.statements()["query"])
+            _app_run(pg, "SELECT count(*) FROM orders WHERE customer_id = %s", [(1,)] * 4)
+            history.snapshot(target, "probe")
+            assert _row(history.statements(), SEQ)["calls"] == 4
+    finally:
+        with pg.admin("postgres") as conn:
+            conn.execute(f"DROP ROLE {user}")
+
+
+def test_a_statement_gone_and_back_is_counted_from_its_return(own_server, tmp_path):
+    """Counters we held for a statement the view dropped are forgotten, so they are never
+    diffed against the statement's next life (it came back after the previous snapshot)."""
+    history = History(str(tmp_path / "h.sqlite"))
+    _own_calls(own_server, 100)
+    _snapshot(own_server, history)
+    with own_server.admin() as conn:  # setup: drop just this entry from the view
+        conn.execute("SELECT pg_stat_statements_reset(0, 0, queryid) FROM pg_stat_statements WHERE query = %s",
+                     (OWN_QUERY,))
+    _snapshot(own_server, history)
+    _own_calls(own_server, 150)
+    _snapshot(own_server, history)
+    row = history.statements().set_index("query").loc[OWN_QUERY]
+    assert (row["calls"], row["complete"], row["notes"]) == (150, True, "new")
+
+
+def test_two_prunes_at_once(pg, store_url):
+    with vhdiag.connect(dsn(pg)) as target, History(store_url) as history:
+        history.snapshot(target, "probe")
+        history.snapshot(target, "probe")
+    errors = []
+
+    def prune():
+        try:
+            with History(store_url) as h:
+                h.prune(raw_days=0, rollup_days=400, now=pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=2))
+        except Exception as exc:  # noqa: BLE001 - any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with History(store_url) as history:
+        assert len(history.snapshots()) == 1  # the last of its hour

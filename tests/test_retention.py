@@ -86,3 +86,23 @@ def test_prune_rolls_up_folds_and_keeps_totals(tmp_path):
     assert gone["expired_snapshots"] == 24   # the kept last-of-hour snapshots of the first day
     assert history.statements(until=NOW - pd.Timedelta(days=2)).empty
     assert (history.snapshots()["ts"] >= NOW - pd.Timedelta(days=2)).all()
+
+
+def test_zone_aware_times_are_stored_as_utc(tmp_path):
+    history = History(str(tmp_path / "h.sqlite"))
+    counters = np.zeros(N_STATEMENTS, dtype=np.int64)
+    frames = _frames(0, counters)
+    frames["header"]["ts"] = pd.Timestamp("2026-11-27 14:00", tz="Europe/Berlin")
+    history.record(frames, "synthetic")
+    assert list(history.snapshots()["ts"]) == [pd.Timestamp("2026-11-27 13:00", tz="UTC")]
+
+
+def test_metrics_import_keeps_every_series(tmp_path):
+    from vhdiag.history.metrics import import_metrics, load_metrics
+    ts = pd.date_range("2026-11-01", periods=4000, freq="min", tz="UTC")
+    frame = pd.concat([pd.DataFrame({"ts": ts, "metric": m, "value": float(i), "labels": "{}"})
+                       for i, m in enumerate(["cpu_pct", "db_connections", "memory_pct"])], ignore_index=True)
+    url = str(tmp_path / "h.sqlite")
+    assert import_metrics(url, frame, "synthetic") == 12000
+    stored = load_metrics(f"sqlite:///{url}")
+    assert stored.groupby("metric").size().to_dict() == {"cpu_pct": 4000, "db_connections": 4000, "memory_pct": 4000}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._base import load_sql, pick_sql, role_ident, typed
+from ._base import load_sql, pick_sql, redact_secrets, role_ident, typed
 
 # pg_stat_activity per client backend (PostgreSQL 13 to 18: same columns).
 COLUMNS = {
@@ -98,6 +98,7 @@ def collect(t, *, all_backends: bool = False) -> pd.DataFrame:
     sql = pick_sql("activity", t.capabilities.server_version_num)
     df = t.query(sql, {"all_backends": bool(all_backends)})
     df["query_id"] = _exact_int(df["query_id"])
+    df["query"] = df["query"].map(redact_secrets)
     out = _clip_durations(typed(df, COLUMNS))
     if out["query_hidden"].any():
         _notice_hidden(t)

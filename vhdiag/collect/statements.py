@@ -155,6 +155,7 @@ def collect(target) -> pd.DataFrame:
             f"role {caps.user} sees the query text and queryid of its own statements only: "
             f"run GRANT pg_read_all_stats TO {user}; as a superuser to see all of them")
     raw = target.query(query_for(caps.pgss_version_tuple, caps.pgss_schema))
+    raw["query"] = raw["query"].map(_base.redact_secrets)
     return _base.typed(raw, COLUMNS)
 
 

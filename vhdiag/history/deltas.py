@@ -50,6 +50,14 @@ def detect_events(prev: dict | None, cur: dict, recent_intervals_s: list[float])
         events.append("restart")
     if _differs(cur.get("pgss_stats_reset"), prev.get("pgss_stats_reset")):
         events.append("reset")
+    # What the role may see changed (a GRANT pg_read_all_stats), or the extension was updated
+    # (1.9 split nested statements into toplevel=false keys): statements that were there all
+    # along appear as new keys. Their counters are history, not this interval: a new baseline.
+    if prev.get("reads_all_stats") is not None and cur.get("reads_all_stats") is not None and \
+            bool(prev["reads_all_stats"]) != bool(cur["reads_all_stats"]):
+        events.append("visibility")
+    if prev.get("pgss_version") and cur.get("pgss_version") and prev["pgss_version"] != cur["pgss_version"]:
+        events.append("extension_update")
     if cur.get("pgss_dealloc") is not None and prev.get("pgss_dealloc") is not None and \
             cur["pgss_dealloc"] > prev["pgss_dealloc"]:
         events.append("dealloc")
@@ -71,17 +79,29 @@ def _as_utc(value) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def statement_deltas(prev: pd.DataFrame, cur: pd.DataFrame, events: list[str]) -> pd.DataFrame:
+# Events after which this interval's statement counters start a new baseline: no deltas.
+BASELINE_EVENTS = ("baseline", "visibility", "extension_update")
+
+
+def statement_deltas(prev: pd.DataFrame, cur: pd.DataFrame, events: list[str],
+                     prev_ts: pd.Timestamp | None = None) -> pd.DataFrame:
     """Deltas for the statements whose counters changed since ``prev``.
 
     ``prev``: the last cumulative values we stored (KEY, STATEMENT_COUNTERS, stats_since).
     ``cur``: the collector's frame with sumsq added. Returns KEY + STATEMENT_COUNTERS +
     complete + note, only for statements that changed; on a baseline, nothing.
     """
-    if "baseline" in events:
+    if any(e in events for e in BASELINE_EVENTS):
         return pd.DataFrame(columns=KEY + STATEMENT_COUNTERS + ["complete", "note"])
     merged = cur.merge(prev, on=KEY, how="left", suffixes=("", "_prev"), indicator=True)
     has_prev = (merged.pop("_merge") == "both").to_numpy()
+    if prev_ts is not None:
+        # A key we never saw whose entry is older than the previous snapshot (stats_since, 17+)
+        # was there all along, unseen: its counters are history. It becomes known, not counted.
+        since_all = pd.to_datetime(merged["stats_since"], utc=True)
+        existed = (~has_prev) & (since_all <= prev_ts).fillna(False).to_numpy(dtype=bool)
+        merged = merged[~existed].reset_index(drop=True)
+        has_prev = has_prev[~existed]
 
     def col(name, suffix=""):
         return merged[name + suffix].astype("Float64")

@@ -77,15 +77,15 @@ def import_metrics(url: str | None, frame: pd.DataFrame, target_name: str) -> in
     with History(url) as history:
         with history._write() as conn, conn.begin():
             tid = history._lock_target(conn, target_name)
-            rows = [{"target_id": tid, "metric": m, "labels": l, "ts": t.to_pydatetime(), "value": float(v)}
+            rows = [{"target_id": tid, "metric": m, "labels": l, "ts": t.tz_convert("UTC").to_pydatetime(),
+                     "value": float(v)}
                     for t, m, v, l in zip(frame["ts"], frame["metric"], frame["value"], frame["labels"])]
             p = S.metric_points
+            # Replace what the store holds for each series over the file's time range, once, then insert.
+            for (metric, labels), series in frame.groupby(["metric", "labels"]):
+                lo, hi = series["ts"].min().to_pydatetime(), series["ts"].max().to_pydatetime()
+                conn.execute(p.delete().where(p.c.target_id == tid, p.c.metric == metric, p.c.labels == labels,
+                                              p.c.ts >= lo, p.c.ts <= hi))
             for i in range(0, len(rows), 5000):
-                chunk = rows[i:i + 5000]
-                lo, hi = min(r["ts"] for r in chunk), max(r["ts"] for r in chunk)
-                keys = {(r["metric"], r["labels"]) for r in chunk}
-                for metric, labels in keys:
-                    conn.execute(p.delete().where(p.c.target_id == tid, p.c.metric == metric, p.c.labels == labels,
-                                                  p.c.ts >= lo, p.c.ts <= hi))
-                conn.execute(p.insert(), chunk)
+                conn.execute(p.insert(), rows[i:i + 5000])
     return len(rows)

@@ -76,8 +76,11 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
         return _empty_window()
     frame = pd.concat(parts, ignore_index=True)
     frame["first_ts"], frame["last_ts"] = _utc(frame["first_ts"]), _utc(frame["last_ts"])
-    agg = {c: "sum" for c in SUMMED} | {"intervals": "sum", "complete": "min", "first_ts": "min", "last_ts": "max"}
-    frame = frame.groupby("statement_id", as_index=False).agg(agg)
+    grouped = frame.groupby("statement_id")
+    # min_count=1: a counter this server never had (plans before 1.8) stays NA, not 0.
+    frame = grouped[SUMMED].sum(min_count=1).join(grouped.agg(
+        intervals=("intervals", "sum"), complete=("complete", "min"), first_ts=("first_ts", "min"),
+        last_ts=("last_ts", "max"))).reset_index()
     keys = pd.read_sql(sa.select(S.statements.c.id.label("statement_id"), S.statements.c.queryid,
                                  S.statements.c.userid, S.statements.c.dbid, S.statements.c.user,
                                  S.statements.c.database, S.statements.c.toplevel, S.statements.c.query)
@@ -148,10 +151,12 @@ def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
     t, s = S.table_stats, S.snapshots
     q = sa.select(s.c.ts, t.c.schema, t.c.table, *[getattr(t.c, c) for c in S.TABLE_FIELDS], t.c.size_skipped) \
         .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id)
-    # The window's start is the last observation at or before `since`, so growth covers it all.
+    # The window's start is the last observation at or before `since`, so growth covers it all
+    # (after retention, table rows exist for one snapshot a day: look among those).
     if since is not None:
         start = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
-            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime())).scalar()
+            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime(),
+            sa.exists().where(t.c.snapshot_id == s.c.id))).scalar()
         q = q.where(s.c.ts >= (start if start is not None else since.to_pydatetime()))
     if until is not None:
         q = q.where(s.c.ts <= until.to_pydatetime())

@@ -43,6 +43,7 @@ snapshots = sa.Table(
     sa.Column("server_version_num", sa.Integer),
     sa.Column("postmaster_start", TS),
     sa.Column("pgss_version", sa.String(16)),
+    sa.Column("reads_all_stats", sa.Boolean),     # could the role see every statement's queryid?
     sa.Column("pgss_stats_reset", TS),            # pg_stat_statements_info.stats_reset (1.9+)
     sa.Column("pgss_dealloc", sa.BigInteger),     # pg_stat_statements_info.dealloc (1.9+)
     sa.Column("max_connections", sa.Integer),

@@ -63,6 +63,7 @@ def collect(target) -> dict:
         "server_version_num": caps.server_version_num,
         "postmaster_start": caps.postmaster_start,
         "pgss_version": caps.pgss_version,
+        "reads_all_stats": caps.reads_all_stats,
         "pgss_stats_reset": info["stats_reset"].iloc[0] if info is not None and len(info) else None,
         "pgss_dealloc": int(info["dealloc"].iloc[0]) if info is not None and len(info)
         and pd.notna(info["dealloc"].iloc[0]) else None,

@@ -5,8 +5,9 @@ PostgreSQL URL. Several targets share one store, keyed by target name.
 
 Concurrency: a snapshot's write is one transaction that first takes the store's write lock
 (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a row lock on the target), so two ``vhdiag snapshot``
-runs at the same moment are serialized: both succeed, each diffing against the other, or the
-second is refused with one line when it waited longer than ``busy_timeout_s``. A process killed
+runs at the same moment are serialized: both succeed, the later one diffing against the
+earlier, or one is refused with one line: when it waited longer than ``busy_timeout_s``, or
+when the other, collected after it, was written first (a snapshot never goes in out of order). A process killed
 mid-write leaves nothing behind: the transaction never committed.
 """
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _py(value):
     if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
         return None
     if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
+        # SQLite keeps no zone: every stored time is UTC, so convert before the zone is dropped.
+        return (value.tz_convert("UTC") if value.tzinfo else value).to_pydatetime()
     if hasattr(value, "item"):
         return value.item()
     return value
@@ -194,25 +196,29 @@ class History:
                     sa.select(S.snapshots.c.interval_s).where(S.snapshots.c.target_id == target_id,
                                                              S.snapshots.c.interval_s.isnot(None))
                     .order_by(S.snapshots.c.ts.desc()).limit(20))]
+                prev_ts = None
                 if prev is not None:
                     prev_ts = pd.Timestamp(prev["ts"])
                     prev_ts = prev_ts.tz_localize("UTC") if prev_ts.tzinfo is None else prev_ts
                     header["interval_s"] = (header["ts"] - prev_ts).total_seconds()
                     if header["interval_s"] <= 0:
-                        raise VhdiagError(f"snapshot time {header['ts']} is not after the last one ({prev_ts}) "
-                                          f"for target {name}: check the clock")
+                        # Another snapshot, collected after this one began, was written first.
+                        raise VhdiagError(f"a newer snapshot of {name} ({prev_ts:%Y-%m-%d %H:%M:%S} UTC) was "
+                                          "recorded while this one was collected; this one was dropped: "
+                                          "nothing to do, or check that the clocks agree")
                 events = detect_events(dict(prev) if prev else None, header, recent)
                 snap_id = conn.execute(S.snapshots.insert().values(
-                    target_id=target_id, ts=header["ts"].to_pydatetime(), interval_s=header.get("interval_s"),
+                    target_id=target_id, ts=_py(header["ts"]), interval_s=header.get("interval_s"),
                     server_version_num=header["server_version_num"],
                     postmaster_start=_py(header["postmaster_start"]), pgss_version=header.get("pgss_version"),
+                    reads_all_stats=header.get("reads_all_stats"),
                     pgss_stats_reset=_py(header.get("pgss_stats_reset")), pgss_dealloc=_py(header.get("pgss_dealloc")),
                     max_connections=_py(header.get("max_connections")), events=",".join(events),
                     notes="; ".join(frames.get("notes", [])), duration_ms=None,
                 )).inserted_primary_key[0]
                 _fault_point("write")
                 n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
-                                                   events, header["ts"])
+                                                   events, header["ts"], prev_ts)
                 self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
                                    ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
                 self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
@@ -255,7 +261,7 @@ class History:
             r["snapshot_id"] = snap_id
         conn.execute(table.insert(), rows)
 
-    def _write_statements(self, conn, target_id, snap_id, frame, events, ts) -> int:
+    def _write_statements(self, conn, target_id, snap_id, frame, events, ts, prev_ts=None) -> int:
         if frame is None or frame.empty:
             return 0
         cur = frame[frame["queryid"].notna()].copy()  # hidden rows have no key to follow
@@ -273,6 +279,7 @@ class History:
                       S.statements.c.toplevel)
             .join(S.statements, S.statements.c.id == S.statement_last.c.statement_id)
             .where(S.statements.c.target_id == target_id), conn)
+        prev_ids = set(int(i) for i in prev["statement_id"])
         prev = prev.drop(columns=["statement_id", "snapshot_id"])
         _utc(prev, "stats_since")
         cur_keyed = cur[KEY + S.STATEMENT_COUNTERS + ["stats_since", "statement_id"]]
@@ -280,9 +287,18 @@ class History:
             prev[c] = prev[c].astype("int64")
             cur_keyed = cur_keyed.assign(**{c: cur_keyed[c].astype("int64")})
         prev["toplevel"] = prev["toplevel"].astype(bool)
-        deltas = statement_deltas(prev, cur_keyed, events)
-        changed_keys = deltas[KEY] if "baseline" not in events else cur_keyed[KEY]
-        changed = cur_keyed.merge(changed_keys, on=KEY)
+        deltas = statement_deltas(prev, cur_keyed, events, prev_ts)
+        # What to remember: every statement whose counters differ from what we hold (or that we
+        # did not hold). Statements no longer in the view are forgotten: if one comes back it
+        # was re-created after the previous snapshot, so counting it from zero is exact, and
+        # statement_last stays as small as the view (pg_stat_statements.max).
+        known = cur_keyed.merge(prev[KEY + ["calls", "total_exec_ms", "plans", "rows"]], on=KEY, how="left",
+                                suffixes=("", "_prev"), indicator=True)
+        same = known["_merge"] == "both"
+        for c in ("calls", "total_exec_ms", "plans", "rows"):
+            same &= (known[c].astype("Float64").fillna(-1) == known[c + "_prev"].astype("Float64").fillna(-1)).astype(bool)
+        changed = cur_keyed[~same.to_numpy()]
+        gone = prev_ids - set(int(i) for i in cur_keyed["statement_id"])
         if not deltas.empty:
             deltas = deltas.merge(cur_keyed[KEY + ["statement_id"]], on=KEY)
             rows = _records(deltas, ["statement_id", *S.STATEMENT_COUNTERS, "complete", "note"])
@@ -290,7 +306,7 @@ class History:
                 r["snapshot_id"] = snap_id
             conn.execute(S.statement_deltas.insert(), rows)
         # The new cumulative values replace the old ones for what changed.
-        changed_ids = [int(i) for i in changed["statement_id"]]
+        changed_ids = [int(i) for i in changed["statement_id"]] + sorted(gone)
         for i in range(0, len(changed_ids), CHUNK):
             conn.execute(S.statement_last.delete().where(S.statement_last.c.statement_id.in_(changed_ids[i:i + CHUNK])))
         rows = _records(changed, ["statement_id", "stats_since", *S.STATEMENT_COUNTERS])
@@ -400,6 +416,10 @@ class History:
         from .retention import prune
         now = parse_time(now) if now is not None else pd.Timestamp.now(tz="UTC")
         with self._write() as conn, conn.begin():
+            if not self.is_sqlite:
+                # Two prunes at once (two targets' cron snapshots) would roll up the same deltas.
+                # SQLite's BEGIN IMMEDIATE already serializes them; a second prune finds nothing.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7068126)"))
             result = prune(conn, raw_days=raw_days, rollup_days=rollup_days, now=now, keep_top=keep_top)
             conn.execute(S.meta.delete().where(S.meta.c.key == "last_prune"))
             conn.execute(S.meta.insert().values(key="last_prune", value=now.isoformat()))
