@@ -96,3 +96,69 @@ def test_extension_not_preloaded(nopreload):
             target.statements()
     assert str(err.value) == ("pg_stat_statements is installed but not preloaded: add it to "
                               "shared_preload_libraries in postgresql.conf and restart the server")
+
+
+AT_PASSWORD = "Tr0ub@dor-horse"
+AT_MESSAGE = ("malformed DSN (the password contains '@'): percent-encode it as %40, "
+              "e.g. postgresql://user:p%40ss@host/db")
+
+
+@pytest.mark.parametrize("dsn", [
+    f"postgresql://monitor:{AT_PASSWORD}@db.internal/app",
+    f"postgres://monitor:{AT_PASSWORD}@db.internal:5432/app?sslmode=require",
+    f"postgresql+psycopg://monitor:{AT_PASSWORD}@db.internal",
+])
+def test_raw_at_sign_in_password(dsn, monkeypatch):
+    with pytest.raises(ConfigError) as err:
+        vhdiag.connect(dsn)
+    assert str(err.value) == AT_MESSAGE
+    monkeypatch.setenv("AT_DSN", dsn)
+    with pytest.raises(ConfigError) as err:
+        vhdiag.connect("env:AT_DSN")
+    assert str(err.value) == AT_MESSAGE
+    for part in ("Tr0ub", "dor-horse"):
+        assert part not in str(err.value) and part not in repr(err.value)
+
+
+def test_percent_encoded_at_sign_is_accepted():
+    resolved = vhdiag.dsn.resolve("postgresql://monitor:Tr0ub%40dor-horse@db.internal/app")
+    assert resolved.password == AT_PASSWORD
+    assert resolved.display == "monitor@db.internal:5432/app"
+    assert "Tr0ub" not in resolved.reference and "horse" not in resolved.reference
+
+
+def test_scrub_guess_hides_a_password_holding_at_signs():
+    from vhdiag.dsn import _scrub_guess
+    dsn = f"postgresql://monitor:{AT_PASSWORD}@[bad"
+    message = f'end of string reached when looking for matching "]" in IPv6 host address in URI: "{dsn}"'
+    scrubbed = _scrub_guess(message, dsn)
+    assert scrubbed == ('end of string reached when looking for matching "]" in IPv6 host address in URI: '
+                        '"postgresql://monitor:***@[bad"')
+    assert "Tr0ub" not in scrubbed and "horse" not in scrubbed
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("statement_timeout_ms", 0, "statement_timeout_ms must be at least 1 (vhdiag never runs unbounded queries): "
+                                "pass --statement-timeout-ms 5000"),
+    ("statement_timeout_ms", -5, "statement_timeout_ms must be at least 1 (vhdiag never runs unbounded queries): "
+                                 "pass --statement-timeout-ms 5000"),
+    ("lock_timeout_ms", 0, "lock_timeout_ms must be at least 1 (vhdiag never waits unbounded for a lock): "
+                           "pass lock_timeout_ms=100"),
+    ("connect_timeout_s", 0, "connect_timeout_s must be at least 1 (vhdiag never waits unbounded for a "
+                             "connection): pass connect_timeout_s=5"),
+])
+def test_unbounded_timeouts_are_refused(option, value, message):
+    port = free_port()  # refused before any connection is tried
+    with pytest.raises(ConfigError) as err:
+        vhdiag.connect(f"postgresql://postgres:pw@127.0.0.1:{port}/postgres", **{option: value})
+    assert str(err.value) == message
+
+
+def test_unbounded_statement_timeout_through_cli(capsys):
+    from vhdiag import cli
+    code = cli.main(["show", "tables", "--dsn", f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+                     "--statement-timeout-ms", "0"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, "")
+    assert err == ("Error: statement_timeout_ms must be at least 1 (vhdiag never runs unbounded queries): "
+                   "pass --statement-timeout-ms 5000\n")

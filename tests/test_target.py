@@ -54,3 +54,61 @@ def test_password_never_in_repr(pg):
     assert pg.server.password not in t.display
     assert pg.server.password not in t.reference
     assert repr(t) == f"<vhdiag.Target postgres@127.0.0.1:{pg.server.port}/{workload.DB}>"
+
+
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE",
+             "PGSERVICEFILE")
+
+
+@pytest.fixture
+def clean_libpq_env(monkeypatch):
+    for var in LIBPQ_ENV:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_display_follows_libpq_environment(pg, clean_libpq_env):
+    monkeypatch = clean_libpq_env
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(pg.server.port))
+    monkeypatch.setenv("PGDATABASE", workload.DB)
+    monkeypatch.setenv("PGPASSWORD", pg.server.password)
+    expected = f"postgres@127.0.0.1:{pg.server.port}/{workload.DB}"
+    assert vhdiag.dsn.resolve("user=postgres").display == expected   # before connecting, too
+    with vhdiag.connect("user=postgres") as t:
+        assert t.capabilities.database == workload.DB
+        assert t.display == expected
+        assert t.reference == expected
+        assert repr(t) == f"<vhdiag.Target {expected}>"
+        for text in (t.display, t.reference, repr(t)):
+            assert pg.server.password not in text
+
+
+def test_display_before_connecting_honours_environment(clean_libpq_env):
+    monkeypatch = clean_libpq_env
+    monkeypatch.setenv("PGHOST", "db-a")
+    monkeypatch.setenv("PGPORT", "6432")
+    monkeypatch.setenv("PGDATABASE", "sales")
+    assert vhdiag.dsn.resolve("user=monitor").display == "monitor@db-a:6432/sales"
+    monkeypatch.setenv("PGUSER", "reporter")
+    assert vhdiag.dsn.resolve("host=db-b").display == "reporter@db-b:6432/sales"
+    # The DSN's own values win over the environment, as in libpq.
+    assert vhdiag.dsn.resolve("postgresql://u@db-c:5433/app").display == "u@db-c:5433/app"
+    monkeypatch.setenv("PGHOST", "/var/run/postgresql")
+    assert vhdiag.dsn.resolve("user=monitor").display == "monitor@[socket /var/run/postgresql]:6432/sales"
+
+
+def test_display_comes_from_the_live_connection(pg, clean_libpq_env, tmp_path):
+    """A service file is resolved by libpq alone: only the connection knows where it went."""
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[vhdiag_test]\nhost=127.0.0.1\nport={pg.server.port}\ndbname={workload.DB}\n"
+                        f"user=postgres\npassword={pg.server.password}\n")
+    clean_libpq_env.setenv("PGSERVICEFILE", str(services))
+    with vhdiag.connect("service=vhdiag_test") as t:
+        assert t.display == f"postgres@127.0.0.1:{pg.server.port}/{workload.DB}"
+        assert pg.server.password not in t.display + t.reference + repr(t)
+
+
+def test_display_of_a_socket_connection(pg, clean_libpq_env):
+    with vhdiag.connect(pg.dsn(via="socket")) as t:
+        assert t.display == f"postgres@[socket {pg.server.socket_dir}]:{pg.server.port}/{workload.DB}"

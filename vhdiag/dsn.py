@@ -30,22 +30,43 @@ class ResolvedDSN:
     def password(self) -> str | None:
         return self.params.get("password")
 
+    # Before connecting, what libpq will use: the DSN's own value, else its PG* environment
+    # variable (https://www.postgresql.org/docs/current/libpq-envars.html), else its default.
+    # Once connected, Target.display says what the connection actually reached.
+    @property
+    def host(self) -> str:
+        return self.params.get("host") or os.environ.get("PGHOST") or "localhost"
+
+    @property
+    def port(self) -> str:
+        return str(self.params.get("port") or os.environ.get("PGPORT") or "5432")
+
+    @property
+    def user(self) -> str | None:
+        return self.params.get("user") or os.environ.get("PGUSER") or None
+
+    @property
+    def dbname(self) -> str | None:
+        return self.params.get("dbname") or os.environ.get("PGDATABASE") or None
+
     @property
     def display(self) -> str:
         """user@host:port/dbname: enough to know which server, nothing secret."""
-        p = self.params
-        host = p.get("host") or "localhost"
-        if host.startswith("/"):
-            host = f"[socket {host}]"
-        port = p.get("port") or "5432"
-        user = p.get("user") or os.environ.get("PGUSER") or "(default user)"
-        db = p.get("dbname") or user
-        return f"{user}@{host}:{port}/{db}"
+        return format_display(self.user, self.host, self.port, self.dbname)
 
     def scrub(self, text: str) -> str:
         """Replace the password wherever a library message might have echoed it."""
         pw = self.password
         return text.replace(pw, "***") if pw else text
+
+
+def format_display(user: str | None, host: str | None, port, dbname: str | None) -> str:
+    """``user@host:port/dbname``; a Unix-domain socket (a directory) shows as ``[socket /dir]``."""
+    host = host or "localhost"
+    if host.startswith("/"):
+        host = f"[socket {host}]"
+    user = user or "(default user)"
+    return f"{user}@{host}:{port or 5432}/{dbname or user}"
 
 
 def resolve(target: str | None = None) -> ResolvedDSN:
@@ -73,6 +94,13 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
     hint = "expected postgresql://user:password@host:5432/dbname or 'host=... dbname=...'"
     if not (looks_like_uri or looks_like_words):
         raise ConfigError(f"malformed DSN: {hint}")
+    if looks_like_uri:
+        # libpq splits user:password from the host at the first '@', so a raw '@' in the
+        # password would leave its tail in the host name (and so in messages and target names).
+        authority = re.split(r"[/?]", conninfo.split("://", 1)[1], maxsplit=1)[0]
+        if authority.count("@") > 1:
+            raise ConfigError("malformed DSN (the password contains '@'): percent-encode it as %40, "
+                              "e.g. postgresql://user:p%40ss@host/db")
     try:
         params = conninfo_to_dict(conninfo)
     except Exception as exc:  # psycopg.ProgrammingError: libpq's own parse message
@@ -87,7 +115,8 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
 
 def _scrub_guess(text: str, dsn: str) -> str:
     """Best effort for a DSN libpq could not parse: hide whatever sits where a password would."""
-    for m in re.finditer(r"://[^:/@\s]*:([^@\s]+)@|password\s*=\s*'?([^'\s]+)", dsn):
+    # user:password@host: the password runs to the LAST '@' before the path, since it may hold '@'.
+    for m in re.finditer(r"://[^:/@\s]*:([^/\s]+)@|password\s*=\s*'?([^'\s]+)", dsn):
         secret = m.group(1) or m.group(2)
         if secret:
             text = text.replace(secret, "***")

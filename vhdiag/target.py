@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 
 from . import dsn as dsn_mod
-from .errors import CapabilityError, ConnectError, VhdiagError
+from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError
 
 log = logging.getLogger("vhdiag")
 
@@ -97,10 +97,17 @@ class Target:
                  application_name: str = APPLICATION_NAME):
         self._dsn = resolved
         self.reference = resolved.reference
+        # Until a connection says where it went (see _open): the DSN plus libpq's PG* variables.
         self.display = resolved.display
-        self.statement_timeout_ms = int(statement_timeout_ms)
-        self.lock_timeout_ms = int(lock_timeout_ms)
-        self.connect_timeout_s = int(connect_timeout_s)
+        self.statement_timeout_ms = _at_least_one(
+            "statement_timeout_ms", statement_timeout_ms, "vhdiag never runs unbounded queries",
+            "pass --statement-timeout-ms 5000")
+        self.lock_timeout_ms = _at_least_one(
+            "lock_timeout_ms", lock_timeout_ms, "vhdiag never waits unbounded for a lock",
+            "pass lock_timeout_ms=100")
+        self.connect_timeout_s = _at_least_one(
+            "connect_timeout_s", connect_timeout_s, "vhdiag never waits unbounded for a connection",
+            "pass connect_timeout_s=5")
         self.application_name = application_name
         self.notices: dict[str, str] = {}
         self.engine = sa.create_engine("postgresql+psycopg://", creator=self._open, poolclass=QueuePool,
@@ -123,6 +130,8 @@ class Target:
         )
         conn.commit()
         conn.read_only = True
+        # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
+        self.display = _live_display(conn)
         return conn
 
     def _probe(self) -> Capabilities:
@@ -263,6 +272,20 @@ def connect(target: str | None = None, **options: Any) -> Target:
     return Target(dsn_mod.resolve(target), **options)
 
 
+def _at_least_one(name: str, value: Any, why: str, fix: str) -> int:
+    """A timeout option as an int; 0 or less would switch PostgreSQL's or libpq's bound off."""
+    number = int(value)
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1 ({why}): {fix}")
+    return number
+
+
+def _live_display(conn: psycopg.Connection) -> str:
+    """user@host:port/dbname of an open connection (its host is a directory for a Unix socket)."""
+    info = conn.info
+    return dsn_mod.format_display(info.user, info.host, info.port, info.dbname)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -276,9 +299,7 @@ def _connect_error(exc: psycopg.OperationalError, resolved: dsn_mod.ResolvedDSN)
     """Turn libpq's connection failure into one line that names the fix."""
     text = resolved.scrub(str(exc))
     where = resolved.display
-    p = resolved.params
-    host = p.get("host") or "localhost"
-    port = p.get("port") or "5432"
+    host, port = resolved.host, resolved.port
     if _AUTH.search(text):
         return ConnectError(f"authentication failed for {where}: check the user and password "
                             "(in the DSN, PGPASSWORD or ~/.pgpass) and pg_hba.conf")
@@ -297,5 +318,5 @@ def _connect_error(exc: psycopg.OperationalError, resolved: dsn_mod.ResolvedDSN)
                             "connections (listen_addresses, port)?")
     if re.search(r"no pg_hba.conf entry", text, re.I):
         return ConnectError(f"the server at {host}:{port} refuses this client: add a pg_hba.conf entry for "
-                            f"{p.get('user') or 'this user'} and reload")
+                            f"{resolved.user or 'this user'} and reload")
     return ConnectError(f"cannot connect to {where}: {_first_line(Exception(text))}")
