@@ -112,3 +112,15 @@ def test_display_comes_from_the_live_connection(pg, clean_libpq_env, tmp_path):
 def test_display_of_a_socket_connection(pg, clean_libpq_env):
     with vhdiag.connect(pg.dsn(via="socket")) as t:
         assert t.display == f"postgres@[socket {pg.server.socket_dir}]:{pg.server.port}/{workload.DB}"
+
+
+def test_timeouts_hold_per_transaction_even_if_the_session_loses_them(pg):
+    """Behind PgBouncer in transaction mode a session SET may not follow us: every transaction
+    sets its own bounds (SET LOCAL semantics)."""
+    t = vhdiag.connect(pg.dsn(), statement_timeout_ms=300)
+    with t.engine.connect() as conn:  # simulate a server connection that never saw our SETs
+        conn.connection.dbapi_connection.execute("RESET statement_timeout")
+        conn.connection.dbapi_connection.commit()
+    row = t.query("SELECT current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt").iloc[0]
+    assert (row["st"], row["lt"]) == ("300ms", "100ms")
+    t.close()

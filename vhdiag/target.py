@@ -112,6 +112,7 @@ class Target:
         self.notices: dict[str, str] = {}
         self.engine = sa.create_engine("postgresql+psycopg://", creator=self._open, poolclass=QueuePool,
                                        pool_size=2, max_overflow=2, pool_reset_on_return="rollback")
+        sa.event.listen(self.engine, "begin", self._bound_transaction)
         self.capabilities = self._probe()
 
     # -- connections ----------------------------------------------------------------------
@@ -133,6 +134,13 @@ class Target:
         # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
         self.display = _live_display(conn)
         return conn
+
+    def _bound_transaction(self, conn) -> None:
+        """The timeouts again, for this transaction only: behind a pooler in transaction mode
+        (PgBouncer), the session settings of _open() may belong to another server connection."""
+        conn.exec_driver_sql(
+            "SELECT set_config('statement_timeout', %(st)s, true), set_config('lock_timeout', %(lt)s, true)",
+            {"st": f"{self.statement_timeout_ms}ms", "lt": f"{self.lock_timeout_ms}ms"})
 
     def _probe(self) -> Capabilities:
         try:
