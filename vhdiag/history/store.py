@@ -24,6 +24,7 @@ from ..errors import ConfigError, VhdiagError
 from ..timeparse import parse_time
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
+from .reads import _between
 
 log = logging.getLogger("vhdiag.history")
 
@@ -431,14 +432,6 @@ def _fault_point(name: str) -> None:
     spec = os.environ.get("VHDIAG_FAULT_PAUSE", "")
     if spec.startswith(name + ":"):
         time.sleep(float(spec.split(":", 1)[1]))
-
-
-def _between(q, col, since, until):
-    if since is not None:
-        q = q.where(col > since.to_pydatetime())
-    if until is not None:
-        q = q.where(col <= until.to_pydatetime())
-    return q
 
 
 def default_target_name(target) -> str:
