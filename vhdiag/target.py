@@ -60,6 +60,13 @@ class Capabilities:
         return bool(self.pgss_version and self.pgss_preloaded)
 
 
+# Sent on every new connection, then at the start of every transaction (the report's
+# analysis recognises both as vhdiag's own: vhdiag/analysis/query_text.py).
+SESSION_SETUP_SQL = ("SELECT set_config('default_transaction_read_only', 'on', false),"
+                     " set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)")
+TRANSACTION_BOUNDS_SQL = ("SELECT set_config('statement_timeout', %(st)s, true),"
+                          " set_config('lock_timeout', %(lt)s, true)")
+
 _CAPABILITIES_SQL = """
 SELECT current_setting('server_version_num')::int AS server_version_num,
        version() AS server_version,
@@ -124,11 +131,7 @@ class Target:
             raise _connect_error(exc, self._dsn) from None
         # Session settings first, in their own transaction, then every later transaction
         # starts as BEGIN READ ONLY (psycopg's read_only attribute).
-        conn.execute(
-            "SELECT set_config('default_transaction_read_only', 'on', false),"
-            " set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
-            (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"),
-        )
+        conn.execute(SESSION_SETUP_SQL, (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"))
         conn.commit()
         conn.read_only = True
         # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
@@ -138,9 +141,8 @@ class Target:
     def _bound_transaction(self, conn) -> None:
         """The timeouts again, for this transaction only: behind a pooler in transaction mode
         (PgBouncer), the session settings of _open() may belong to another server connection."""
-        conn.exec_driver_sql(
-            "SELECT set_config('statement_timeout', %(st)s, true), set_config('lock_timeout', %(lt)s, true)",
-            {"st": f"{self.statement_timeout_ms}ms", "lt": f"{self.lock_timeout_ms}ms"})
+        conn.exec_driver_sql(TRANSACTION_BOUNDS_SQL,
+                             {"st": f"{self.statement_timeout_ms}ms", "lt": f"{self.lock_timeout_ms}ms"})
 
     def _probe(self) -> Capabilities:
         try:

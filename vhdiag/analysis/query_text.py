@@ -39,8 +39,6 @@ _INLINE = (
     "SELECT quote_ident(current_user) AS u",
     "SELECT quote_ident(current_user) AS r",
     "SELECT current_setting('max_connections')::int AS m",
-    "SELECT set_config('default_transaction_read_only', 'on', false),"
-    " set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
     "SELECT quote_ident(n) AS q FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS u(n, i) ORDER BY i",
 )
 # What SQLAlchemy and psycopg send on every connection and transaction: vhdiag's when run by
@@ -74,7 +72,7 @@ def monitoring_fingerprints() -> frozenset[str]:
     from .. import target
     sql_dir = Path(__file__).resolve().parent.parent / "collect" / "sql"
     texts = [p.read_text() for p in sorted(sql_dir.glob("*.sql"))]
-    texts += [target._CAPABILITIES_SQL, *_INLINE]
+    texts += [target._CAPABILITIES_SQL, target.SESSION_SETUP_SQL, target.TRANSACTION_BOUNDS_SQL, *_INLINE]
     return frozenset(fingerprint(t) for t in texts)
 
 
