@@ -180,3 +180,26 @@ def test_own_running_server_is_recognised(pg):
     again = LocalServer(pg.server.bin_dir, pg.server.data_dir)
     assert again.running()
     assert again.port == pg.server.port
+
+
+@as_root
+def test_a_wheel_installed_where_the_service_user_cannot_reach_still_runs(scratch, monkeypatch):
+    """The real wheel, laid out as pip lays it out, inside a 0700 directory (as a venv under
+    /root is): the copy must carry the libraries auditwheel vendored beside the package."""
+    monkeypatch.setattr(server_mod, "CACHE_ROOT", scratch / "cache", raising=False)
+    site = scratch / "private" / "site-packages"
+    site.mkdir(parents=True)
+    (scratch / "private").chmod(0o700)
+    wheel_bin = embedded_bin_dir()
+    package = wheel_bin.parent.parent
+    shutil.copytree(wheel_bin.parent, site / package.name / "pginstall", symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", site / f"{package.name}.libs", symlinks=True)
+    data = scratch / "data"
+    data.mkdir(mode=0o755)
+    srv = LocalServer(site / package.name / "pginstall" / "bin", data / "pg").start()
+    try:
+        assert srv.bin_dir.parent.parent == (scratch / "cache").resolve()
+        with srv.admin() as conn:
+            assert conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0] == 18
+    finally:
+        srv.destroy()

