@@ -10,7 +10,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import VhdiagError
+from .errors import VhdiagError, first_line
 
 # What `show` can print: the Target method behind each name, and the columns the table
 # format shows by default (csv and json always carry every column).
@@ -239,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a query failed on the server: one line, no traceback
         import sqlalchemy as sa
         if isinstance(exc, sa.exc.DBAPIError):
-            text = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-            print(f"Error: query failed: {text}", file=sys.stderr)
+            print(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
             return 1
         raise
 
@@ -251,23 +250,16 @@ def _connect(args):
 
 
 def cmd_show(args) -> int:
-    from .display import render
     method, default_columns = FRAMES[args.name]
     with _connect(args) as target:
         frame = getattr(target, method)()
         notices = list(target.notices.values())
-    limit = args.limit if args.limit is not None else (25 if args.format == "table" else None)
-    total = len(frame)
-    if limit is not None:
-        frame = frame.head(limit)
     columns = args.columns.split(",") if args.columns else (default_columns if args.format == "table" else None)
     if columns:
         unknown = [c for c in columns if c not in frame.columns]
         if unknown:
             raise VhdiagError(f"unknown column {unknown[0]!r} for {args.name}: choose from {', '.join(frame.columns)}")
-    sys.stdout.write(render(frame, args.format, columns))
-    if args.format == "table" and total > len(frame):
-        print(f"({len(frame)} of {total} rows; --limit N for more, --format csv for all)", file=sys.stderr)
+    _print_frame(frame, args.format, args.limit, columns, "--limit N for more, --format csv for all")
     for message in notices:
         print(f"Note: {message}", file=sys.stderr)
     return 0
@@ -322,7 +314,6 @@ def cmd_prune(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .display import render
     from .history import History
     with History(args.history) as history:
         if args.view == "snapshots":
@@ -331,14 +322,22 @@ def cmd_history(args) -> int:
             method = {"statements": history.statements, "table-growth": history.table_growth,
                       "database-series": history.database_series}[args.view]
             frame = method(since=args.since, until=args.until, target=args.target_name)
-    limit = args.limit if args.limit is not None else (25 if args.format == "table" else None)
+    _print_frame(frame, args.format, args.limit, HISTORY_VIEWS[args.view] if args.format == "table" else None,
+                 "--limit N for more")
+    return 0
+
+
+def _print_frame(frame, fmt: str, limit: int | None, columns: list[str] | None, more: str) -> None:
+    """Print a frame; a table stops at 25 rows unless --limit says otherwise, and says so."""
+    from .display import render
+    if limit is None and fmt == "table":
+        limit = 25
     total = len(frame)
     if limit is not None:
         frame = frame.head(limit)
-    sys.stdout.write(render(frame, args.format, HISTORY_VIEWS[args.view] if args.format == "table" else None))
-    if args.format == "table" and total > len(frame):
-        print(f"({len(frame)} of {total} rows; --limit N for more)", file=sys.stderr)
-    return 0
+    sys.stdout.write(render(frame, fmt, columns))
+    if fmt == "table" and total > len(frame):
+        print(f"({len(frame)} of {total} rows; {more})", file=sys.stderr)
 
 
 def cmd_metrics(args) -> int:

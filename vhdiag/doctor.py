@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from .errors import VhdiagError
+from .errors import VhdiagError, first_line
 
 SUPPORTED_MAJORS = range(13, 19)
 COLUMNS = ["check", "status", "detail", "fix"]   # status: ok, warn, missing
@@ -62,7 +62,7 @@ def checks(target) -> pd.DataFrame:
         try:
             frame = getattr(target, name)()
         except (VhdiagError, sa.exc.DBAPIError) as exc:
-            message = str(exc) if isinstance(exc, VhdiagError) else _first_line(exc)
+            message = str(exc) if isinstance(exc, VhdiagError) else first_line(exc)
             add(f"collect {name}", False, f"failed: {message}", _fix_from(message))
             continue
         ms = (time.perf_counter() - started) * 1000
@@ -80,9 +80,6 @@ def _scalar(target, sql: str):
     return frame.iat[0, 0] if len(frame) else None
 
 
-def _first_line(exc: sa.exc.DBAPIError) -> str:
-    text = str(getattr(exc, "orig", exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fix_from(message: str) -> str:

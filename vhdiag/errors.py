@@ -20,3 +20,10 @@ class ConnectError(VhdiagError):
 
 class CapabilityError(VhdiagError):
     """The server or role lacks something a question needs (extension, preload, grant)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a driver error's own, for SQLAlchemy's
+    wrappers), or its class name when the message is empty."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(getattr(exc, "orig", None) or exc).__name__

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 
 from . import dsn as dsn_mod
-from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError
+from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError, first_line
 
 log = logging.getLogger("vhdiag")
 
@@ -149,7 +149,7 @@ class Target:
             row = self.query(_CAPABILITIES_SQL).iloc[0]
         except sa.exc.DBAPIError as exc:
             raise ConnectError(f"connected to {self.display} but could not read its settings: "
-                               f"{self._dsn.scrub(_first_line(exc.orig))}") from None
+                               f"{self._dsn.scrub(first_line(exc.orig))}") from None
         return Capabilities(
             server_version_num=int(row.server_version_num), server_version=row.server_version,
             user=row.user, database=row.database, is_superuser=bool(row.is_superuser),
@@ -296,9 +296,6 @@ def _live_display(conn: psycopg.Connection) -> str:
     return dsn_mod.format_display(info.user, info.host, info.port, info.dbname)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _AUTH = re.compile(r"password authentication failed|no password supplied|authentication failed|"
@@ -329,4 +326,4 @@ def _connect_error(exc: psycopg.OperationalError, resolved: dsn_mod.ResolvedDSN)
     if re.search(r"no pg_hba.conf entry", text, re.I):
         return ConnectError(f"the server at {host}:{port} refuses this client: add a pg_hba.conf entry for "
                             f"{resolved.user or 'this user'} and reload")
-    return ConnectError(f"cannot connect to {where}: {_first_line(Exception(text))}")
+    return ConnectError(f"cannot connect to {where}: {first_line(Exception(text))}")

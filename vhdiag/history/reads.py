@@ -32,7 +32,8 @@ def _between(q, col, since, until):
     return q
 
 
-def _utc(series: pd.Series) -> pd.Series:
+def utc_series(series: pd.Series) -> pd.Series:
+    """Stored times as tz-aware UTC (SQLite hands back naive UTC text, PostgreSQL aware values)."""
     return pd.to_datetime(series, utc=True, format="mixed") if len(series) else series.astype("datetime64[ns, UTC]")
 
 
@@ -75,7 +76,7 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
     if not parts:
         return _empty_window()
     frame = pd.concat(parts, ignore_index=True)
-    frame["first_ts"], frame["last_ts"] = _utc(frame["first_ts"]), _utc(frame["last_ts"])
+    frame["first_ts"], frame["last_ts"] = utc_series(frame["first_ts"]), utc_series(frame["last_ts"])
     grouped = frame.groupby("statement_id")
     # min_count=1: a counter this server never had (plans before 1.8) stays NA, not 0.
     frame = grouped[SUMMED].sum(min_count=1).join(grouped.agg(
@@ -136,7 +137,7 @@ def statement_series(conn, target_id: int, queryid: int, since, until) -> pd.Dat
         .join(s, s.c.id == d.c.snapshot_id).join(st, st.c.id == d.c.statement_id)
         .where(s.c.target_id == target_id, st.c.queryid == queryid), s.c.ts, since, until)
     frame = pd.read_sql(q.order_by(s.c.ts), conn)
-    frame["ts"] = _utc(frame["ts"])
+    frame["ts"] = utc_series(frame["ts"])
     for c in SUMMED:
         frame[c] = frame[c].astype("Float64" if c in S._FLOAT_COUNTERS else "Int64")
     frame = _derive(frame)
@@ -166,7 +167,7 @@ def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
             "n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan", "samples", "complete"]
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    frame["ts"] = _utc(frame["ts"])
+    frame["ts"] = utc_series(frame["ts"])
     frame = frame[~frame["size_skipped"].astype(bool)]
     counters = ["n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan"]
     diffs = counter_diff(frame, ["schema", "table"], counters)
@@ -207,7 +208,7 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
             "cache_hit_pct", "deadlocks", "temp_bytes", "connections", "max_connections", "complete", "events"]
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    frame["ts"] = _utc(frame["ts"])
+    frame["ts"] = utc_series(frame["ts"])
     counters = ["xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks", "temp_bytes"]
     diffs = counter_diff(frame, ["database"], counters)
     snap = frame[["ts", "database", "interval_s", "size_bytes", "max_connections", "events"]]
@@ -215,7 +216,7 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
     conns = pd.read_sql(sa.select(s.c.ts, sa.func.sum(a.c.connections).label("connections"))
                         .join(s, s.c.id == a.c.snapshot_id).where(s.c.target_id == target_id)
                         .group_by(s.c.ts), conn)
-    conns["ts"] = _utc(conns["ts"])
+    conns["ts"] = utc_series(conns["ts"])
     out = out.merge(conns, on="ts", how="left")
     out["commits"] = out["xact_commit"].astype("Int64")
     out["rollbacks"] = out["xact_rollback"].astype("Int64")

@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, first_line
 
 
 def collect(target) -> dict:
@@ -28,7 +28,7 @@ def collect(target) -> dict:
         except CapabilityError as exc:
             notes.append(f"{name}: {exc}")
         except sa.exc.DBAPIError as exc:
-            notes.append(f"{name}: {str(exc.orig).strip().splitlines()[0]}")
+            notes.append(f"{name}: {first_line(exc)}")
 
     attempt("statements", target.statements)
     info = None

@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from ..errors import ConfigError, VhdiagError
+from ..errors import ConfigError, VhdiagError, first_line
 from ..timeparse import parse_time
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
-from .reads import _between
+from .reads import _between, utc_series
 
 log = logging.getLogger("vhdiag.history")
 
@@ -57,8 +57,7 @@ def normalize_url(url: str | None) -> str:
 def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
     for c in cols:
         if c in frame:
-            frame[c] = pd.to_datetime(frame[c], utc=True, format="mixed") if len(frame) else \
-                pd.Series(dtype="datetime64[ns, UTC]")
+            frame[c] = utc_series(frame[c])
     return frame
 
 
@@ -162,7 +161,7 @@ class History:
                                  .values(value=str(S.SCHEMA_VERSION)))
         except sa.exc.OperationalError as exc:
             raise VhdiagError(f"cannot open history store {self.display}: "
-                              f"{str(exc.orig).splitlines()[0]}") from None
+                              f"{first_line(exc)}") from None
 
     def close(self) -> None:
         self.engine.dispose()

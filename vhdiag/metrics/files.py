@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .frame import NO_LABELS, finish, labels_json, parse_labels
 from .names import normalize
 
@@ -101,7 +101,7 @@ def _read(path: Path):
         try:
             return pd.read_parquet(path), (lambda i: f"row {i + 1}")
         except Exception as exc:  # pyarrow.ArrowInvalid and friends
-            raise ConfigError(f"{path}: not a readable Parquet file ({_first_line(exc)}): {EXPECTED}") from None
+            raise ConfigError(f"{path}: not a readable Parquet file ({first_line(exc)}): {EXPECTED}") from None
     opener = gzip.open if head[:2] == b"\x1f\x8b" else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
@@ -112,7 +112,7 @@ def _read(path: Path):
     except pd.errors.EmptyDataError:
         raise ConfigError(f"{path}: the file is empty: {EXPECTED}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not a readable CSV file ({_first_line(exc)}): {EXPECTED}") from None
+        raise ConfigError(f"{path}: not a readable CSV file ({first_line(exc)}): {EXPECTED}") from None
     return raw, (lambda i: f"line {i + 2}")
 
 
@@ -212,6 +212,3 @@ def _pos(col: pd.Series, mask: pd.Series):
     return col.index[np.flatnonzero(mask.to_numpy())[0]]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
