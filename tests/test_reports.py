@@ -118,8 +118,9 @@ def _by_kind(findings):
 
 
 def test_planted_problems_found_exactly(shop):
-    findings = json.loads(shop.first.summary.read_text())
-    assert findings == shop.first.findings
+    summary = json.loads(shop.first.summary.read_text())
+    findings = summary["findings"]
+    assert findings == shop.first.findings and summary["schema_version"] == reports.SCHEMA_VERSION
     kinds = _by_kind(findings)
     assert sorted(kinds) == ["frequent_query", "missing_index", "regression", "slow_query"], findings
     assert all(len(v) == 1 for v in kinds.values()), findings
@@ -154,16 +155,16 @@ def test_planted_non_problems_not_reported(shop):
 
 def test_outputs_layout_and_index(shop):
     r = shop.first
-    assert r.dir == shop.out / r.period
+    assert r.dir == shop.out / "shop" / r.period   # <out>/<target>/<period>/
     assert r.period == reports.period_name(shop.ts["B"], shop.ts["C"])
     assert {p.name for p in r.dir.iterdir()} >= {"slow_queries.ipynb", "slow_queries.html", "slow_queries.summary.json",
                                                   "slow_queries.report.json", "slow_queries.plans.json"}
     index = (shop.out / "index.html").read_text()
-    assert f'href="{r.period}/slow_queries.html"' in index
+    assert f'href="shop/{r.period}/slow_queries.html"' in index
     html = r.html.read_text()
     assert "<h1" in html and "1. Headline" in html and "8. Findings and what to do next" in html
     assert "data:image/png;base64," in html           # plots inline
-    assert "target: str =" not in html and "load_slow_query_data" not in html  # no code, no parameters
+    assert "target: str =" not in html and "report = slow_queries.build(" not in html  # no code, no parameters
     assert INDEX_SQL in html
     assert "No earlier plans" in html or "needs PostgreSQL 16" in html
     assert len(html) < 5_000_000
@@ -226,12 +227,12 @@ def second(shop):
 def test_cli_report_second_period(shop, second):
     assert second.returncode == 0, second.stderr
     period = reports.period_name(shop.ts["C"], shop.ts["D"])
-    folder = shop.out / period
+    folder = shop.out / "shop" / period
     assert f"{folder / 'slow_queries.html'}" in second.stdout
-    findings = json.loads((folder / "slow_queries.summary.json").read_text())
+    findings = json.loads((folder / "slow_queries.summary.json").read_text())["findings"]
     assert not [f for f in findings if f["kind"] == "missing_index"]   # the index exists now
     index = (shop.out / "index.html").read_text()
-    assert index.index(f"{period}/slow_queries.html") < index.index(f"{shop.first.period}/slow_queries.html")
+    assert index.index(f"shop/{period}/slow_queries.html") < index.index(f"shop/{shop.first.period}/slow_queries.html")
     assert shop.server.password not in second.stdout + second.stderr
     for path in _files(shop.out):
         assert shop.server.password.encode() not in path.read_bytes(), path
@@ -239,8 +240,9 @@ def test_cli_report_second_period(shop, second):
 
 @pytest.mark.pg(">= 16")
 def test_plan_change_against_previous_report(shop, second):
-    folder = shop.out / reports.period_name(shop.ts["C"], shop.ts["D"])
-    changes = [f for f in json.loads((folder / "slow_queries.summary.json").read_text()) if f["kind"] == "plan_change"]
+    folder = shop.out / "shop" / reports.period_name(shop.ts["C"], shop.ts["D"])
+    changes = [f for f in json.loads((folder / "slow_queries.summary.json").read_text())["findings"]
+               if f["kind"] == "plan_change"]
     assert [f["query"] for f in changes] == [SEQ]
     assert "Seq Scan on public.rpt_orders" in changes[0]["metrics"]["before"]
     assert "rpt_orders_customer_id_idx" in changes[0]["metrics"]["after"]

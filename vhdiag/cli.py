@@ -176,28 +176,44 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--target-name", metavar="NAME", default=None, help="with 'import': the target the points belong to")
 
     rep = sub.add_parser(
-        "report", help="run a report notebook: HTML without code, the executed notebook, findings as JSON",
+        "report", help="run a report: HTML without code, the executed notebook, findings as JSON",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Execute notebooks/NAME.ipynb with papermill for a window and write, under OUT/<period>/ "
-                    "(2026-W48 for an ISO week, else a date range): NAME.ipynb (executed), NAME.html (no code "
-                    "cells, plots inline), NAME.summary.json (findings) and NAME.report.json; OUT/index.html lists "
-                    "every report, newest first. The notebook gets env:NAME references, never a DSN with a "
-                    "password. Reports: " + ", ".join(REPORTS) + " (slow-queries is the same as slow_queries).",
-        epilog="Example:\n  vhdiag report slow-queries --dsn env:DATABASE_URL --window 7d\n"
-               "  vhdiag report slow_queries --since 2026-11-23 --until 2026-11-30 -p top_n=20 --out /srv/reports\n")
-    rep.add_argument("name", metavar="NAME", help="the notebook: " + ", ".join(REPORTS))
+        description="Execute a report's notebook with papermill for a period and write, under "
+                    "OUT/<target>/<period>/ (2026-W48, 2026-11, 2026-11-29, else the window's bounds): NAME.ipynb "
+                    "(executed), NAME.html (no code cells, plots inline), NAME.summary.json (findings) and "
+                    "NAME.report.json; OUT/index.html lists every report, failed runs included. The files appear "
+                    "only when the whole report is done. The notebook gets env:NAME references, never a DSN with "
+                    "a password.",
+        epilog=_report_epilog())
+    rep.add_argument("name", metavar="NAME", nargs="?", help="the report (vhdiag report --list)")
+    rep.add_argument("--list", action="store_true", help="list the reports and their parameters, then exit")
     _dsn_argument(rep)
     _history_argument(rep)
     rep.add_argument("--target-name", metavar="NAME", default=None,
-                     help="the target's name in the history store (default: the only one, else host:port/dbname)")
-    rep.add_argument("--since", default=None, metavar="TIME", help="window start: ISO 8601 or a duration back (7d)")
-    rep.add_argument("--until", default=None, metavar="TIME", help="window end (default now)")
-    rep.add_argument("--window", default=None, metavar="DURATION",
-                     help="window length back from --until, instead of --since (default 7d)")
+                     help="the target's name in the history store (default: host:port/dbname, else the only one)")
+    period = rep.add_argument_group("the period (one of)")
+    period.add_argument("--week", nargs="?", const="last", default=None, metavar="YYYY-Www",
+                        help="an ISO week in UTC, e.g. 2026-W48 (alone: the last complete week)")
+    period.add_argument("--month", nargs="?", const="last", default=None, metavar="YYYY-MM",
+                        help="a calendar month in UTC (alone: the last complete month)")
+    period.add_argument("--day", nargs="?", const="last", default=None, metavar="YYYY-MM-DD",
+                        help="a day in UTC (alone: yesterday)")
+    period.add_argument("--since", default=None, metavar="TIME", help="window start: ISO 8601 or a duration back (7d)")
+    period.add_argument("--until", default=None, metavar="TIME", help="window end (default now)")
+    period.add_argument("--window", default=None, metavar="DURATION",
+                        help="window length back from --until, instead of --since (default 7d)")
     rep.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default ./reports)")
     rep.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE", dest="parameters",
-                     help="a notebook parameter, e.g. -p top_n=20 -p slow_ms=500; repeatable")
-    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+                     help="a report parameter, e.g. -p top_n=20 -p slow_ms=500 (defaults: the settings); repeatable")
+    rep.add_argument("--config", metavar="PATH", default=None,
+                     help="vhdiag.toml whose settings the report uses (default: $VHDIAG_CONFIG, ./vhdiag.toml, "
+                          "the user config directory)")
+
+    # Every command: --quiet prints nothing on success (cron mails only failures).
+    for command in sub.choices.values():
+        if "--quiet" not in command._option_string_actions:
+            command.add_argument("-q", "--quiet", action="store_true",
+                                 help="print nothing on success; on failure, everything and the error")
     return parser
 
 
@@ -207,7 +223,15 @@ def _history_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: $VHDIAG_HISTORY, else history.sqlite in the user data directory)")
 
 
-REPORTS = ["slow_queries"]
+def _report_epilog() -> str:
+    from .reports import registry
+    lines = ["Reports:"] + [f"  {spec.name:<14} {spec.title}: {spec.description}"
+                            for spec in registry.reports().values()]
+    return "\n".join(lines + ["", "Example:", "  vhdiag report slow-queries --dsn env:DATABASE_URL --week",
+                               "  vhdiag report slow_queries --since 2026-11-23 --until 2026-11-30 -p top_n=20 "
+                               "--out /srv/reports", "  vhdiag report --list"])
+
+
 
 HISTORY_VIEWS = {
     "statements": ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms", "rows",
@@ -229,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "quiet", False):
+            return _quietly(COMMANDS[args.command], args)
         return COMMANDS[args.command](args)
     except VhdiagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
@@ -242,6 +268,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
             return 1
         raise
+
+
+def _quietly(command, args) -> int:
+    """Run ``command`` with its output held back: nothing on success; on failure, what it
+    printed, then the error (main prints it)."""
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    ok = False
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = command(args)
+        ok = status == 0
+        return status
+    finally:
+        if not ok:
+            sys.stdout.write(out.getvalue())
+            sys.stderr.write(err.getvalue())
 
 
 def _connect(args):
@@ -294,14 +338,14 @@ def cmd_snapshot(args) -> int:
     with _connect(args) as target, History(args.history) as history:
         summary = history.snapshot(target, args.target_name)
         pruned = None if args.no_prune else history.auto_prune()
-    events = ",".join(summary["events"]) or "none"
-    print(f"snapshot {summary['snapshot_id']} of {summary['target']} at {summary['ts']:%Y-%m-%d %H:%M:%S} UTC: "
-          f"{summary['statements_changed']} statements changed, events: {events}, "
-          f"written in {summary['write_ms']:.0f} ms to {history.display}")
+    events = ", ".join(summary["events"]) or "none"
+    line = (f"snapshot {summary['snapshot_id']} of {summary['target']} at {summary['ts']:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{summary['statements_changed']} statements changed, events: {events}, "
+            f"written in {summary['write_ms']:.0f} ms to {history.display}")
+    done = [f"{v} {k.replace('_', ' ')}" for k, v in (pruned or {}).items() if v]
+    print(line + (f"; retention: {', '.join(done)}" if done else ""))
     for note in summary["notes"]:
         print(f"Note: {note}", file=sys.stderr)
-    if pruned:
-        print(f"pruned: {pruned}")
     return 0
 
 
@@ -365,17 +409,28 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .reports import run_report
+    from .reports import registry, run_report
+    if args.list:
+        for spec in registry.reports().values():
+            print(f"{spec.name}: {spec.title} ({spec.description})")
+            for p in spec.params:
+                if not p.internal:
+                    default = f"setting {p.setting}" if p.setting else repr(p.default)
+                    print(f"  -p {p.name}=<{p.type.__name__}>  {p.help} (default: {default})")
+        return 0
+    if not args.name:
+        raise VhdiagError("name a report (vhdiag report --list shows them), e.g. vhdiag report slow_queries")
     if args.since and args.window:
         raise VhdiagError("give either --since/--until or --window, not both")
-    report = run_report(args.name, target=args.dsn, history=args.history, since=args.since, until=args.until,
-                        window=args.window, out=args.out, assignments=args.parameters, target_name=args.target_name,
-                        statement_timeout_ms=args.statement_timeout_ms, progress=not args.quiet)
-    counts = {s: sum(f.get("severity") == s for f in report.findings) for s in ("critical", "warning", "info")}
+    result = run_report(args.name, target=args.dsn, history=args.history, since=args.since, until=args.until,
+                        window=args.window, week=args.week, month=args.month, day=args.day, out=args.out,
+                        assignments=args.parameters, target_name=args.target_name, config=args.config,
+                        statement_timeout_ms=args.statement_timeout_ms, progress=False if args.quiet else None)
+    counts = {s: sum(f.get("severity") == s for f in result.findings) for s in ("critical", "warning", "info")}
     found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
-    print(f"report {report.name} for {report.period}: {report.html}")
-    print(f"findings: {found} ({report.summary}); executed notebook: {report.notebook}; "
-          f"{report.duration_s:.1f} s")
+    print(f"report {result.name} of {result.target} for {result.period}: {result.html}")
+    print(f"findings: {found} ({result.summary}); executed notebook: {result.notebook}; "
+          f"{result.duration_s:.1f} s")
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from .config import load_config
 from .server import LocalServer, embedded_bin_dir
 
 DB = "vendhub"
@@ -169,14 +170,15 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
         statements = target.statements()
         app = statements[statements["user"] == APP_ROLE]
         top = app.sort_values("total_exec_ms", ascending=False).head(10)
-        slow = app[app["mean_exec_ms"] > 1000].sort_values("mean_exec_ms", ascending=False)
+        slow_ms = load_config()["statements"]["slow_query_ms"]  # a vhdiag.toml may change it
+        slow = app[app["mean_exec_ms"] > slow_ms].sort_values("mean_exec_ms", ascending=False)
         tables = target.tables()
         indexes = target.indexes()
 
-    say("\n== Top queries by total execution time (runbook 2, High CPU Usage: ORDER BY total time) ==")
+    say("\n== Top queries by total execution time (runbook 2, High CPU Usage: ORDER BY total_exec_time) ==")
     say(render(top, "table", ["queryid", "calls", "total_exec_ms", "mean_exec_ms", "rows",
                               "shared_blks_read", "query"]).rstrip())
-    say("\n== Slow queries: mean_exec_ms > 1000 (runbook 6, Query Optimization) ==")
+    say(f"\n== Slow queries: mean_exec_ms > {slow_ms:g} (runbook 6, Query Optimization) ==")
     say(render(slow, "table", ["queryid", "calls", "mean_exec_ms", "query"]).rstrip())
     say("\n== Table sizes (runbook 6, Check table sizes) ==")
     say(render(tables.head(10), "table", ["schema", "table", "total_bytes", "table_bytes", "index_bytes",

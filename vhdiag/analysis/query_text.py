@@ -112,11 +112,16 @@ class Shape:
     tables: tuple[tuple[str | None, str], ...]           # (schema or None, table), in FROM order
     equality: dict = field(default_factory=dict)        # (schema, table) -> [columns] (=, IN)
     ranges: dict = field(default_factory=dict)          # (schema, table) -> [columns] (<, >, BETWEEN)
+    order: dict = field(default_factory=dict)           # (schema, table) -> [columns] (ORDER BY)
 
     def index_columns(self, table: tuple[str | None, str], limit: int = 3) -> list[str]:
-        """Columns for a b-tree: equality columns first, then one range column (the b-tree rule)."""
+        """Columns for a b-tree: equality columns first, then one range column, or else the first
+        ORDER BY column, so the index also returns the rows in order (the b-tree rule: after
+        the equality columns, one column can serve a range or the order, not two)."""
         cols = list(dict.fromkeys(self.equality.get(table, [])))
         extra = [c for c in self.ranges.get(table, []) if c not in cols][:1]
+        if not extra and cols:
+            extra = [c for c in self.order.get(table, []) if c not in cols][:1]
         return (cols + extra)[:limit]
 
 
@@ -137,6 +142,7 @@ def shape(query: str) -> Shape | None:
     tables: list = []
     eq: dict = {}
     rng: dict = {}
+    order: dict = {}
     ctes: set[str] = set()
     for node in _walk(stmts):
         if isinstance(node, ast.CommonTableExpr):
@@ -155,7 +161,12 @@ def shape(query: str) -> Shape | None:
                     if table is None:
                         continue
                     (eq if op == "eq" else rng).setdefault(table, []).append(column)
-    return Shape(tuple(tables), eq, rng)
+            for sort in getattr(node, "sortClause", None) or ():
+                if isinstance(sort, ast.SortBy) and isinstance(sort.node, ast.ColumnRef):
+                    table, column = _resolve(sort.node, scope)
+                    if table is not None:
+                        order.setdefault(table, []).append(column)
+    return Shape(tuple(tables), eq, rng, order)
 
 
 def _walk(node):

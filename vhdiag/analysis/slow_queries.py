@@ -7,7 +7,8 @@ is no history yet, ``Target.statements()`` (cumulative since the last reset; see
 - slow: mean execution time over ``slow_ms`` = 1000 ms (runbook 6 "Query Optimization":
   ``WHERE mean_exec_time > 1000``); critical over 5000 ms (runbook "Critical Thresholds":
   response time > 5 s);
-- the rankings of runbook 2: ``ORDER BY total_time DESC`` (High CPU Usage) and
+- the rankings of runbook 2: ``ORDER BY total_exec_time DESC`` (High CPU Usage; the runbook
+  writes ``total_time``, the column's name before PostgreSQL 13) and
   ``ORDER BY mean_exec_time DESC`` (Slow Queries), plus calls, blocks read and temp usage;
 - the runbook's remedies, in its words: "Add database indexes", "Optimize query logic", "Cache
   query results", "Archive old data".
@@ -30,7 +31,8 @@ RANK_COLUMNS = ["queryid", "user", "database", "calls", "total_exec_ms", "share_
 
 # name -> (column, title); runbook 2 gives the first two.
 RANKINGS = {
-    "total_time": ("total_exec_ms", "by total time (runbook 2, High CPU Usage: ORDER BY total_time DESC)"),
+    "total_time": ("total_exec_ms", "by total time (runbook 2, High CPU Usage: ORDER BY total_exec_time DESC; "
+                                    "total_time before PostgreSQL 13)"),
     "mean_time": ("mean_exec_ms", "by mean time (runbook 2, Slow Queries: ORDER BY mean_exec_time DESC)"),
     "calls": ("calls", "by calls"),
     "shared_blks_read": ("shared_blks_read", "by shared blocks read (from disk or the OS cache)"),
@@ -224,9 +226,9 @@ def index_advice(top: pd.DataFrame, heavy: pd.DataFrame, indexes: pd.DataFrame,
             if not cols:
                 continue
             eq = set(parsed.equality.get(ref, [])) or {cols[0]}
-            if eq & leading.get(key, set()) or (key, tuple(cols)) in seen:
+            if eq & leading.get(key, set()) or (key, tuple(cols)) in seen or (key, rec["queryid"]) in seen:
                 continue
-            seen.add((key, tuple(cols)))
+            seen.update({(key, tuple(cols)), (key, rec["queryid"])})
             q = query_text.quote_ident
             sql = f"CREATE INDEX CONCURRENTLY ON {q(key[0])}.{q(key[1])} ({', '.join(q(c) for c in cols)});"
             t = heavy_keys[key]
@@ -234,7 +236,11 @@ def index_advice(top: pd.DataFrame, heavy: pd.DataFrame, indexes: pd.DataFrame,
                          "queryid": rec["queryid"], "user": rec["user"], "database": rec["database"],
                          "total_exec_ms": rec["total_exec_ms"], "share_pct": rec["share_pct"],
                          "seq_scan": t["seq_scan"], "seq_tup_read": t["seq_tup_read"],
-                         "total_bytes": t["total_bytes"], "query": rec["query"]})
+                         "total_bytes": t["total_bytes"], "query": rec["query"], "_cols": tuple(cols)})
+    # An index on (a) is a prefix of one on (a, b), which serves both statements: suggest one.
+    rows = [r for r in rows if not any(o is not r and (o["schema"], o["table"]) == (r["schema"], r["table"])
+                                       and len(o["_cols"]) > len(r["_cols"]) and o["_cols"][:len(r["_cols"])] == r["_cols"]
+                                       for o in rows)]
     return pd.DataFrame(rows, columns=ADVICE_COLUMNS)
 
 

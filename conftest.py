@@ -1,10 +1,11 @@
-"""`pytest --nbval-lax notebooks/` runs these notebooks against a database the tests start.
+"""`pytest --nbval-lax notebooks/` runs the notebooks against a database the tests start.
 
 tests/conftest.py starts the servers and, through ``notebook_setup``, sets VHDIAG_DSN and
 VHDIAG_HISTORY, which the notebooks' default parameters read (the kernel inherits os.environ).
 `./run test` (testpaths: tests, notebooks) loads that file as the conftest of tests/; pytest on
-this folder alone does not, so it is registered here, once. Its hooks apply to tests/ only, so
-the notebook cells' setup and teardown call it from here.
+notebooks/ alone does not, so it is registered here, once. Its hooks apply to tests/ only, so
+the notebook cells' setup and teardown call it from here (it ignores items that are not cells).
+This file sits at the repository root, not in notebooks/, because notebooks/ ships in the wheel.
 """
 import importlib.util
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = Path(__file__).resolve().parent / "tests"
 _tests = None
 
 

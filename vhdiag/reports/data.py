@@ -1,0 +1,68 @@
+"""What every report opens: the target, the history store, and the target's name in it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import refs
+
+
+def resolve_target_name(db, store_url: str | None, given: str | None = None) -> str:
+    """The target's name in the store, by ``History``'s rule: the name given; else the name
+    ``vhdiag snapshot`` records by default (``host:port/dbname``) when the store has it; else the
+    store's only target; else the default name (a store without this target: no history)."""
+    from ..history.store import default_target_name
+    if given:
+        return given
+    default = default_target_name(db)
+    names = store_target_names(store_url)
+    if default in names or len(names) != 1:
+        return default
+    return names[0]
+
+
+def store_target_names(store_url: str | None) -> list[str]:
+    """The targets a store holds; none when there is no store there yet (nothing is created)."""
+    from ..history import History
+    from ..history.store import normalize_url
+    url = normalize_url(store_url)
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+        if not Path(url[len("sqlite:///"):]).is_file():
+            return []
+    with History(url) as store:
+        return list(store.targets()["name"])
+
+
+@dataclass
+class Inputs:
+    """An open target and store for one report run."""
+
+    db: object
+    store: object | None
+    target_name: str
+    snapshots: pd.DataFrame
+
+    @property
+    def has_history(self) -> bool:
+        return len(self.snapshots) > 0
+
+    def close(self) -> None:
+        self.db.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def open_inputs(target, history, target_name=None, statement_timeout_ms=None) -> Inputs:
+    """Connect to the target (a DSN, ``env:NAME`` or an open Target) and open its history."""
+    import vhdiag
+    from ..history import History
+    options = {"statement_timeout_ms": int(statement_timeout_ms)} if statement_timeout_ms else {}
+    db = vhdiag.connect(target, **options)
+    url = refs.history_url(history) if isinstance(history, str) and history.startswith("env:") else history
+    name = resolve_target_name(db, url, target_name)
+    names = store_target_names(url)
+    store = History(url) if names else None
+    snaps = store.snapshots(name) if store is not None and name in names else pd.DataFrame()
+    return Inputs(db, store, name, snaps)
