@@ -13,7 +13,13 @@ import nbformat
 import papermill
 import pytest
 
+import re
+
 from vhdiag import cli, reports
+from vhdiag.errors import ConfigError
+from vhdiag.reports import registry
+from vhdiag.reports.base import resolve_params
+from vhdiag.reports.runner import parse_assignments
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -41,21 +47,33 @@ def test_slow_queries_parameters_are_references():
     params = papermill.inspect_notebook(str(ROOT / "notebooks" / "slow_queries.ipynb"))
     assert params["target"]["default"] == '"env:VHDIAG_DSN"'
     assert params["history"]["default"] == '"env:VHDIAG_HISTORY"'
-    assert (params["top_n"]["inferred_type_name"], params["top_n"]["default"]) == ("int", "10")
-    assert (params["slow_ms"]["inferred_type_name"], params["slow_ms"]["default"]) == ("float", "1000.0")
-    for name in ("since", "until", "window", "baseline_since", "baseline_until", "regression_ratio",
-                 "regression_floor_ms", "exclude_roles", "output_dir"):
+    assert (params["params"]["inferred_type_name"], params["params"]["default"]) == ("dict", "{}")
+    for name in ("since", "until", "target_name", "statement_timeout_ms", "params"):
         assert params[name]["help"], name
 
 
+def test_notebooks_are_thin():
+    """A report notebook calls build() once, then only displays: no findings, no file writes,
+    no report name as a string."""
+    for path in NOTEBOOKS:
+        code = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code")
+        assert code.count(".build(") == 1, path
+        for banned in ("open(", "write_text", "to_csv", "to_json", "json.dump", "findings(", "savefig",
+                       f'"{path.stem}"', f"'{path.stem}'"):
+            assert banned not in code, (path, banned)
+
+
 def test_report_names_and_alias():
-    assert reports.notebook_path("slow-queries") == reports.notebook_path("slow_queries")
-    assert reports.notebook_path("slow-queries")[0] == "slow_queries"
+    assert registry.get("slow-queries").name == registry.get("slow_queries").name == "slow_queries"
+    assert registry.get("slow_queries").notebook == ROOT / "notebooks" / "slow_queries.ipynb"
+    assert registry.get("slow_queries").title == "Slow queries"
 
 
 def test_period_names():
     assert reports.period_name("2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z") == "2026-W48"
-    assert reports.period_name("2026-11-20T09:30:00Z", "2026-11-27T09:30:00Z") == "2026-11-20_2026-11-27"
+    assert reports.period_name("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z") == "2026-11"
+    assert reports.period_name("2026-11-29T00:00:00Z", "2026-11-30T00:00:00Z") == "2026-11-29"
+    assert reports.period_name("2026-11-20T09:30:00Z", "2026-11-27T09:30:00Z") == "2026-11-20T0930_2026-11-27T0930"
     assert reports.period_name("2026-11-29T12:00:00Z", "2026-11-29T12:15:00Z") == "2026-11-29T1200_2026-11-29T1215"
     assert reports.period_name("2026-11-29T12:00:05Z", "2026-11-29T12:00:09Z") == \
         "2026-11-29T120005_2026-11-29T120009"
@@ -63,10 +81,50 @@ def test_period_names():
     assert reports.period_name(since, until) == "2026-W48"
 
 
-def test_parameters_are_typed_as_declared():
-    declared = reports.notebook_parameters(ROOT / "notebooks" / "slow_queries.ipynb")
-    assert reports.parse_assignments(["top_n=20", "slow_ms=250", "exclude_roles=monitor,backup"], declared,
-                                     "slow_queries") == {"top_n": 20, "slow_ms": 250.0, "exclude_roles": "monitor,backup"}
+def test_calendar_periods_in_utc_and_in_words():
+    now = "2026-11-29T15:00:00Z"   # a Sunday of week 48
+    week = reports.calendar_window(week="2026-W48")
+    assert [t.isoformat() for t in week] == ["2026-11-23T00:00:00+00:00", "2026-11-30T00:00:00+00:00"]
+    assert reports.calendar_window(week="last", now=now) == reports.calendar_window(week="2026-W47")
+    assert reports.calendar_window(week=True, now="2026-11-30T00:00:01Z") == week
+    assert [t.isoformat()[:10] for t in reports.calendar_window(month="2026-12")] == ["2026-12-01", "2027-01-01"]
+    assert reports.calendar_window(month="last", now=now) == reports.calendar_window(month="2026-10")
+    assert reports.calendar_window(day="last", now=now) == reports.calendar_window(day="2026-11-28")
+    assert reports.period_words(*week) == "week 48 of 2026 (Mon 23 Nov to Sun 29 Nov)"
+    assert reports.period_words(*reports.calendar_window(month="2026-11")) == "November 2026"
+    assert reports.period_words(*reports.calendar_window(day="2026-11-29")) == "Sun 29 Nov 2026"
+    assert reports.period_words("2026-11-20T09:30:00Z", "2026-11-27T09:30:00Z") == "20 Nov 09:30 to 27 Nov 09:30 UTC"
+    for bad, message in ((dict(week="2026-W54"), "is not a week of 2026"), (dict(week="48"), "bad week '48'"),
+                         (dict(month="2026-13"), "bad month"), (dict(day="2026-02-30"), "bad day"),
+                         (dict(week="2026-W48", day="2026-11-29"), "give one of --week, --month, --day")):
+        with pytest.raises(ConfigError, match=message):
+            reports.calendar_window(**bad)
+
+
+def test_parameters_are_typed_and_checked_as_declared():
+    spec = registry.get("slow_queries")
+    assert parse_assignments(["top_n=20", "slow_ms=250", "exclude_roles=monitor,backup"], spec) == \
+        {"top_n": 20, "slow_ms": 250.0, "exclude_roles": "monitor,backup"}
+    for bad, message in (("top_n=-5", "parameter top_n of report slow_queries must be at least 1, not -5: "
+                                      "e.g. -p top_n=10"),
+                         ("top_n=0", "must be at least 1, not 0"),
+                         ("slow_ms=nan", "parameter slow_ms of report slow_queries must be a finite number, not nan"),
+                         ("slow_ms=inf", "must be a finite number"),
+                         ("regression_ratio=0.5", "must be at least 1, not 0.5"),
+                         ("reports_dir=/tmp", "unknown parameter 'reports_dir'")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_assignments([bad], spec)
+
+
+def test_defaults_come_from_the_settings(tmp_path, monkeypatch):
+    spec = registry.get("slow_queries")
+    values = resolve_params(spec.params, {}, "slow_queries")
+    assert (values["slow_ms"], values["critical_ms"], values["top_n"]) == (1000.0, 5000.0, 10)
+    user = tmp_path / "vhdiag.toml"
+    user.write_text("[statements]\nslow_query_ms = 200.0\nregression_ratio = 3.0\n[reports]\ntop_n = 4\n")
+    monkeypatch.setenv("VHDIAG_CONFIG", str(user))
+    values = resolve_params(spec.params, {"top_n": 7}, "slow_queries")
+    assert (values["slow_ms"], values["regression_ratio"], values["top_n"]) == (200.0, 3.0, 7)  # -p beats the file
 
 
 def _report(capsys, *argv):
@@ -79,36 +137,30 @@ def test_unknown_report_and_parameter_are_one_line(capsys, monkeypatch):
     monkeypatch.setenv("VHDIAG_DSN", "postgresql://u@localhost/db")
     code, out, err = _report(capsys, "nope")
     assert code == 1 and out == ""
-    assert err.startswith("Error: no report named 'nope' in ") and err.endswith(": choose from slow_queries "
-                                                                                "(or set VHDIAG_NOTEBOOKS)\n")
+    assert err == "Error: no report named 'nope': choose from slow_queries (vhdiag report --list)\n"
     code, out, err = _report(capsys, "slow-queries", "-p", "top=5")
     assert (code, err.count("\n")) == (1, 1)
-    assert err.startswith("Error: unknown parameter 'top' for notebook slow_queries: known: target, history, ")
+    assert err.startswith("Error: unknown parameter 'top' for report slow_queries: known: top_n, slow_ms, ")
     code, out, err = _report(capsys, "slow-queries", "-p", "top_n=many")
-    assert err == "Error: parameter top_n of notebook slow_queries must be int, not 'many'\n"
+    assert err == ("Error: parameter top_n of report slow_queries must be a whole number, not 'many': "
+                   "e.g. -p top_n=10\n")
+    code, out, err = _report(capsys, "slow-queries", "-p", "top_n=-5")
+    assert (code, err) == (1, "Error: parameter top_n of report slow_queries must be at least 1, not -5: "
+                              "e.g. -p top_n=10\n")
     code, out, err = _report(capsys, "slow-queries", "--since", "1d", "--window", "7d")
     assert err == "Error: give either --since/--until or --window, not both\n"
+    code, out, err = _report(capsys, "slow-queries", "--week", "2026-W48", "--window", "7d")
+    assert err == "Error: give either --week/--month/--day or --since/--until/--window, not both\n"
+    code, out, err = _report(capsys)
+    assert err.startswith("Error: name a report (vhdiag report --list shows them)")
 
 
-def test_failing_cell_is_one_line_and_keeps_the_partial_notebook(tmp_path, capsys, monkeypatch):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('target: str = "env:VHDIAG_DSN"  # the target\n'
-                                       'output_dir: str = ""  # set by the runner')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell('raise ValueError("planted failure\\nsecond line")')]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    folder = tmp_path / "nbs"
-    folder.mkdir()
-    nbformat.write(nb, str(folder / "failing.ipynb"))
-    monkeypatch.setenv("VHDIAG_NOTEBOOKS", str(folder))
-    secret = "Planted-Secret-77"
-    code, out, err = _report(capsys, "failing", "--dsn", f"postgresql://u:{secret}@localhost:5999/db",
-                             "--since", "2026-11-23", "--until", "2026-11-30", "--out", str(tmp_path / "out"), "--quiet")
-    partial = tmp_path / "out" / "2026-W48" / "failing.ipynb"
-    assert code == 1
-    assert err.splitlines()[-1] == (f"Error: notebook failing failed in cell 4: ValueError: planted failure; "
-                                    f"partial notebook kept at {partial}")
-    kept = json.loads(partial.read_text())
-    assert kept["metadata"]["papermill"]["parameters"]["target"] == "env:VHDIAG_REPORT_DSN"
-    assert secret not in partial.read_text() and secret not in out + err
+def test_report_list_and_help_read_the_registry(capsys):
+    assert cli.main(["report", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("slow_queries: Slow queries (")
+    assert "  -p top_n=<int>  rows per ranking" in out and "(default: setting reports.top_n)" in out
+    assert "reports_dir" not in out
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--help"])
+    assert "  slow_queries   Slow queries: top statements by time" in capsys.readouterr().out

@@ -17,11 +17,13 @@ change (PostgreSQL 16+), no more index advice, and the index page lists both rep
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -104,7 +106,7 @@ def shop(pg, servers, tmp_path_factory):
     _period(server, regress_s=0.06, pk_calls=1500, xss=True)
     s.snapshot("C")
     # A literal DSN with the superuser's password: the runner must never let it reach a file.
-    s.first = reports.run_report("slow_queries", target=server.dsn(DB), history=s.history,
+    s.first = reports.run_report("slow_queries", target=server.dsn(DB), history=s.history, target_name="shop",
                                  since=s.ts["B"], until=s.ts["C"], out=str(s.out), progress=False,
                                  parameters={"baseline_since": s.ts["A"], "baseline_until": s.ts["B"]})
     return s
@@ -151,6 +153,19 @@ def test_planted_non_problems_not_reported(shop):
                 "GENERIC_PLAN, VERBOSE"):
         assert own not in page
         assert not [f for f in findings if own in (f["query"] or "")]
+
+
+def test_build_without_a_kernel_gives_the_notebooks_findings(shop):
+    """reports.build() is what the notebook calls; its findings are exactly the summary's (before
+    the ``second`` fixture builds the missing index)."""
+    built = reports.build("slow_queries", target=shop.server.dsn(DB), history=shop.history, since=shop.ts["B"],
+                          until=shop.ts["C"], target_name="shop", baseline_since=shop.ts["A"],
+                          baseline_until=shop.ts["B"])
+    strip = lambda fs: [{k: v for k, v in f.items()} for f in fs]  # noqa: E731
+    for a, b in zip(built.findings, shop.first.findings):
+        assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    assert len(built.findings) == len(shop.first.findings)
+    assert built.summary()["findings"] == built.findings and built.target == "shop"
 
 
 def test_outputs_layout_and_index(shop):
@@ -218,7 +233,7 @@ def second(shop):
     env = {k: v for k, v in os.environ.items() if k not in ("VHDIAG_DSN", "DATABASE_URL", "VHDIAG_HISTORY")}
     proc = subprocess.run(
         [sys.executable, "-m", "vhdiag", "report", "slow-queries", "--dsn", shop.server.dsn(DB),
-         "--history", shop.history, "--since", shop.ts["C"], "--until", shop.ts["D"], "--out", str(shop.out),
+         "--history", shop.history, "--target-name", "shop", "--since", shop.ts["C"], "--until", shop.ts["D"], "--out", str(shop.out),
          "-p", f"baseline_since={shop.ts['B']}", "-p", f"baseline_until={shop.ts['C']}", "-p", "top_n=5"],
         capture_output=True, text=True, timeout=300, env=env)
     return proc
@@ -261,3 +276,103 @@ def test_cumulative_fallback_without_history(shop, tmp_path):
     assert "<script>alert(1)" not in html
     for path in _files(tmp_path / "out"):
         assert shop.server.password.encode() not in path.read_bytes(), path
+
+
+# -- the report package: build() without a kernel, settings, schema, wording ------------------
+def _schema():
+    import jsonschema
+    schema = json.loads((Path(reports.__file__).parent / "summary.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_every_summary_matches_the_schema(shop, second):
+    validator = _schema()
+    summaries = list(shop.out.rglob("*.summary.json"))
+    assert len(summaries) >= 2
+    for path in summaries:
+        errors = sorted(validator.iter_errors(json.loads(path.read_text())), key=str)
+        assert not errors, (path, [e.message for e in errors])
+    broken = json.loads(summaries[0].read_text())
+    broken["findings"][0]["severity"] = "urgent"
+    assert list(validator.iter_errors(broken))   # the schema can fail
+
+
+def test_settings_file_changes_what_a_real_run_flags(shop, tmp_path):
+    """[statements] slow_query_ms = 50 in a vhdiag.toml (--config): the 60 ms regression is now
+    also a slow query; with the defaults it is not."""
+    assert [f["query"] for f in shop.first.findings if f["kind"] == "slow_query"] == [SLOW]
+    config = tmp_path / "vhdiag.toml"
+    config.write_text("[statements]\nslow_query_ms = 50.0\n")
+    run = reports.run_report("slow_queries", target=shop.server.dsn(DB), history=shop.history, target_name="shop",
+                             since=shop.ts["B"],
+                             until=shop.ts["C"], out=str(tmp_path / "out"), progress=False, config=str(config),
+                             parameters={"baseline_since": shop.ts["A"], "baseline_until": shop.ts["B"]})
+    slow = {f["query"]: f for f in run.findings if f["kind"] == "slow_query"}
+    assert set(slow) == {SLOW, REGRESS}
+    assert "over the runbook's 50 ms" in slow[REGRESS]["detail"]
+    summary = json.loads(run.summary.read_text())
+    assert summary["parameters"]["slow_ms"] == 50.0
+
+
+def test_findings_name_statements_by_text_and_fit_the_cause(shop):
+    kinds = _by_kind(shop.first.findings)
+    (slow,), (frequent,), (index,), (regress,) = (kinds[k] for k in
+                                                   ("slow_query", "frequent_query", "missing_index", "regression"))
+    # Statements are named by their text, counts in words.
+    assert slow["title"] == f"Slow query: {SLOW}: mean {slow['metrics']['mean_exec_ms']:,.1f} ms over 2 calls"
+    assert f"«{SLOW}»" in slow["detail"] and "ran 2 times" in slow["detail"]
+    # A statement that sleeps gets no index or cache advice.
+    assert "pg_sleep()" in slow["detail"]
+    assert "Add database indexes" not in slow["suggestion"] and "Cache query results" not in slow["suggestion"]
+    assert slow["suggestion"].startswith("-- Find out why the application sleeps inside the database")
+    # 1,500 single-row lookups by primary key: the N+1 pattern.
+    assert frequent["title"] == "N+1 query: 1,500 single-row lookups (" + \
+        f"{frequent['metrics']['calls_share_pct']:.0f}% of calls)"
+    assert "WHERE id = ANY($1)" in frequent["suggestion"]
+    # One index suggestion for the table and statement, runbook advice that fits.
+    assert index["title"] == "Missing index: public.rpt_orders (customer_id)"
+    assert "Add database indexes" in index["suggestion"]
+    assert regress["title"].startswith("Regression: SELECT id, pg_sleep($1) FROM rpt_items WHERE id =…: mean ")
+    html = shop.first.html.read_text()
+    assert "total_time DESC" not in html and "ORDER BY total_exec_time DESC" in html
+    assert not re.search(r"(?<![\d,.])1 (calls|times|sequential scans)\b", html)
+
+
+def test_two_targets_in_one_week_both_survive(shop, tmp_path):
+    """Two databases reported for the same ISO week into one --out: two folders, one index listing
+    both; the CLI with --quiet prints nothing on success."""
+    with shop.server.admin("postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS shop_eu")
+        conn.execute("CREATE DATABASE shop_eu")
+    with shop.server.admin("shop_eu") as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    week = pd.Timestamp(shop.ts["C"]).isocalendar()
+    week = f"{week[0]}-W{week[1]:02d}"
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("VHDIAG_DSN", "DATABASE_URL", "VHDIAG_HISTORY")}
+    for db, name in ((DB, ["--target-name", "shop"]), ("shop_eu", [])):
+        proc = subprocess.run([sys.executable, "-m", "vhdiag", "report", "slow_queries", "--dsn", shop.server.dsn(db),
+                               "--history", shop.history, "--week", week, "--out", str(out), "--quiet", *name],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), proc.stderr
+    eu = f"127.0.0.1_{shop.server.port}_shop_eu"
+    folders = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*") if not p.name.startswith("."))
+    assert folders == sorted([f"shop/{week}", f"{eu}/{week}"])
+    index = (out / "index.html").read_text()
+    assert f'href="shop/{week}/slow_queries.html"' in index and f'href="{eu}/{week}/slow_queries.html"' in index
+    assert f"week {int(week[-2:])} of {week[:4]}" in index
+
+
+def test_quiet_snapshot_prints_nothing(shop, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("VHDIAG_DSN", "DATABASE_URL", "VHDIAG_HISTORY")}
+    store = tmp_path / "h.sqlite"
+    base = [sys.executable, "-m", "vhdiag", "snapshot", "--dsn", shop.server.dsn(DB), "--history", str(store)]
+    proc = subprocess.run(base + ["--quiet"], capture_output=True, text=True, timeout=120, env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 1 and proc.stdout.startswith("snapshot 2 of ")
+    assert "{" not in proc.stdout and "pruned" not in proc.stdout
+    bad = subprocess.run(base[:-2] + ["--history", str(tmp_path / "h.sqlite"), "--quiet", "--dsn",
+                                      shop.server.dsn("no_such_db")], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: database \"no_such_db\" does not exist")

@@ -9,17 +9,11 @@ from . import refs
 
 
 def resolve_target_name(db, store_url: str | None, given: str | None = None) -> str:
-    """The target's name in the store, by ``History``'s rule: the name given; else the name
-    ``vhdiag snapshot`` records by default (``host:port/dbname``) when the store has it; else the
-    store's only target; else the default name (a store without this target: no history)."""
+    """The target's name in the store, by ``vhdiag snapshot``'s rule: the name given
+    (``--target-name``), else ``host:port/dbname`` of the live connection. Never "the store's only
+    target": that would file one database's report under another's history."""
     from ..history.store import default_target_name
-    if given:
-        return given
-    default = default_target_name(db)
-    names = store_target_names(store_url)
-    if default in names or len(names) != 1:
-        return default
-    return names[0]
+    return given or default_target_name(db)
 
 
 def store_target_names(store_url: str | None) -> list[str]:

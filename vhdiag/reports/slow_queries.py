@@ -118,7 +118,7 @@ def _build(inputs, p, start, end, b_start, b_end) -> SlowQueryReport:
     else:
         if store is not None:
             notes.append(f"the history store holds no snapshots of {name} "
-                         f"(it has: {', '.join(store.targets()['name'])})")
+                         f"(it has: {', '.join(store.targets()['name'])}; name one with --target-name)")
         raw_window, raw_base, source = sq.from_cumulative(db.statements()), None, "cumulative"
     kept, excluded = sq.exclude_own(raw_window, caps.user, p["exclude_roles"])
     w = sq.prepare(kept)
