@@ -34,7 +34,7 @@ def test_demo_prints_the_planted_problems_and_writes_the_report(data, tmp_path):
     assert "sales_sold_at_idx1" in text and "products_name_idx" in text
     # The report found what the demo planted.
     assert "[warning] Missing index: public.sales (machine_id, sold_at)" in text
-    assert "[warning] Slow query: SELECT pg_sleep($2), count(*) FROM refill_tasks WHERE status = $1: mean 1," in text
+    assert "[warning] Slow query: SELECT pg_sleep($2), count(*) FROM refill_tasks" in text
     html = next((tmp_path / "reports").glob("demo_vendhub/*/slow_queries.html"))
     assert "refill_tasks" in html.read_text()
     # A second run reuses the cluster and the database.

@@ -107,15 +107,15 @@ def test_a_failed_run_keeps_the_previous_report_and_says_why(pg, team_reports, t
     assert cli.main(argv + ["-p", "fail=true"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("Error: notebook table_count failed in cell 2: RuntimeError: planted failure; "
+    assert err.startswith("Error: notebook table_count failed in cell 3: RuntimeError: planted failure; "
                           f"partial notebook kept at {out / 'probe' / '.failed'}/2026-W48-table_count-")
     assert {p.name: _sha(p) for p in folder.iterdir()} == before   # byte for byte
     failed = list((out / "probe" / ".failed").glob("*/table_count.report.json"))
     assert len(failed) == 1 and json.loads(failed[0].read_text())["status"] == "failed"
     assert not list((out / "probe" / ".failed").glob("*/table_count.summary.json"))
     index = (out / "index.html").read_text()
-    assert "failed</span>: notebook table_count failed in cell 2: RuntimeError: planted failure" in index
-    assert index.count("<tr>") == 2
+    assert "failed</span>: notebook table_count failed in cell 3: RuntimeError: planted failure" in index
+    assert index.count("<tr><td>") == 2   # the good report and the failure
     assert not [p for p in (out / "probe").iterdir() if ".partial-" in p.name]   # no temporary folder left
 
 
@@ -142,26 +142,28 @@ def test_the_wheel_runs_a_report_outside_the_checkout(pg, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     site = next(env_dir.glob("lib/python3*/site-packages"))
-    # Dependencies from the test venv, read as a plain path (its .pth files, among them the
-    # editable install of this checkout, are not processed from there).
+    py = env_dir / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VHDIAG_NOTEBOOKS", "VHDIAG_REPORTS")}
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
+                              "--ignore-installed", "--no-index", str(wheel)], capture_output=True, text=True,
+                             timeout=300, env=env)
+    assert install.returncode == 0, install.stderr
+    # Then the dependencies from the test venv, read as a plain path (its .pth files, among them
+    # the editable install of this checkout, are not processed from there).
     here = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "pandas").is_dir())
     (site / "zz_test_dependencies.pth").write_text(here + "\n")
-    py = env_dir / "bin" / "python"
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-                              "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr
+    env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")  # nbconvert's templates, beside them
     assert "warning" not in (install.stdout + install.stderr).lower().replace("pip version", "")
     assert (site / "vhdiag" / "notebooks" / "slow_queries.ipynb").is_file()
     assert not (site / "vhdiag" / "notebooks" / "conftest.py").exists()
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VHDIAG_NOTEBOOKS", "VHDIAG_REPORTS")}
     where = subprocess.run([str(py), "-c", "import vhdiag.reports.registry as r; print(r.get('slow_queries').notebook)"],
                            capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert where.stdout.strip() == str(site / "vhdiag" / "notebooks" / "slow_queries.ipynb"), where.stderr
     run = subprocess.run([str(env_dir / "bin" / "vhdiag"), "report", "slow_queries", "--dsn", pg.dsn(),
                           "--history", str(tmp_path / "none.sqlite"), "--window", "1h", "--out", "reports",
                           "--quiet"], capture_output=True, text=True, cwd=work, env=env, timeout=300)
-    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", ""), run.stderr
     (summary,) = (work / "reports").glob("*/*/slow_queries.summary.json")
     assert json.loads(summary.read_text())["schema_version"] == reports.SCHEMA_VERSION
