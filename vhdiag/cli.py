@@ -12,29 +12,6 @@ import sys
 from . import __version__
 from .errors import VhdiagError, first_line
 
-# What `show` can print: the Target method behind each name, and the columns the table
-# format shows by default (csv and json always carry every column).
-FRAMES = {
-    "statements": ("statements", ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms",
-                                  "rows", "shared_blks_read", "query"]),
-    "statements-info": ("statements_info", None),
-    "tables": ("tables", ["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
-                          "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"]),
-    "indexes": ("indexes", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of", "valid"]),
-    "activity": ("activity", ["pid", "database", "user", "application", "state", "state_duration_s",
-                              "waiting", "blocked_by", "query"]),
-    "connections": ("connections", None),
-    "database": ("database", ["database", "size_bytes", "numbackends", "xact_commit", "xact_rollback",
-                              "cache_hit_pct", "deadlocks", "temp_bytes", "conflicts", "stats_reset"]),
-    "maintenance": ("maintenance", ["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuum",
-                                    "last_autovacuum", "last_analyze", "last_autoanalyze", "xid_age",
-                                    "needs_vacuum"]),
-    "wraparound": ("wraparound", None),
-    "sequences": ("sequences", None),
-    "backups": ("backups", None),
-    "replication": ("replication", None),
-}
-
 EPILOG_MAIN = """\
 The database is given by --dsn: a DSN (postgresql://user@host:5432/db or 'host=... dbname=...'),
 env:NAME to read it from an environment variable, or nothing for $VHDIAG_DSN then $DATABASE_URL.
@@ -62,13 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what vhdiag does to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    # What `show` can print: every collector of the registry (vhdiag/collect/registry.py).
+    from .collect import registry
+    frames = registry.collectors()
+    width = max(len(e.name) for e in frames)
     show = sub.add_parser(
         "show", help="print one diagnostic frame", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Print one of the frames the library returns, for the terminal or for scripts.",
-        epilog="Frames: " + ", ".join(FRAMES) + "\n\nExample:\n"
+        epilog="Frames:\n" + "".join(f"  {e.name:<{width}}  {e.description}"
+                                      + (f" ({e.requirement()})" if e.min_server or e.min_pgss else "") + "\n"
+                                      for e in frames) + "\nExample:\n"
                "  vhdiag show statements --dsn env:DATABASE_URL --limit 10\n"
                "  vhdiag show tables --format csv > tables.csv\n")
-    show.add_argument("name", choices=list(FRAMES), metavar="NAME", help="which frame: " + ", ".join(FRAMES))
+    show.add_argument("name", choices=[e.name for e in frames], metavar="NAME", help="which frame (see Frames below)")
     _dsn_argument(show)
     show.add_argument("--format", choices=["table", "csv", "json"], default="table",
                       help="table (default, for people), csv or json (every column, for scripts)")
@@ -250,9 +233,11 @@ def _connect(args):
 
 
 def cmd_show(args) -> int:
-    method, default_columns = FRAMES[args.name]
+    from .collect import registry
+    entry = registry.get(args.name)
+    default_columns = list(entry.columns) if entry.columns else None
     with _connect(args) as target:
-        frame = getattr(target, method)()
+        frame = getattr(target, entry.method)()
         notices = list(target.notices.values())
     columns = args.columns.split(",") if args.columns else (default_columns if args.format == "table" else None)
     if columns:

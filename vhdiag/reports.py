@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import dsn as dsn_mod
 from .errors import ConfigError, VhdiagError
+from .marker import MARKER
 from .timeparse import parse_duration, parse_time
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
@@ -437,7 +438,7 @@ def generic_plans(target, frame: pd.DataFrame) -> tuple[list[dict], str]:
                    "query": rec["query"]}
             try:
                 # The marker keeps this EXPLAIN out of the next report's rankings (query_text.is_own).
-                row = raw.execute(f"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) /* vhdiag */ {rec['query']}").fetchone()
+                row = raw.execute(f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE, FORMAT JSON) {rec['query']}").fetchone()
                 plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
                 out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
                            text=plan_mod.text(plan))
@@ -455,7 +456,7 @@ def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     from .analysis import plans as plan_mod
     cols = ["queryid", "suggestion", "cost_without", "cost_with", "error"]
     caps = target.capabilities
-    present = target.query("SELECT /* vhdiag */ count(*) AS n FROM pg_extension WHERE extname = 'hypopg'")["n"].iloc[0]
+    present = target.query(f"SELECT {MARKER} count(*) AS n FROM pg_extension WHERE extname = 'hypopg'")["n"].iloc[0]
     if not present:
         return pd.DataFrame(columns=cols), (f"hypopg is not installed in database {caps.database}: the cost with "
                                             "each suggested index is not estimated (CREATE EXTENSION hypopg; to get it).")
@@ -466,14 +467,14 @@ def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         raw = conn.connection.driver_connection
         for rec in advice.to_dict("records"):
             create = rec["suggestion"].replace(" CONCURRENTLY", "").rstrip(";")
-            explain = f"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) /* vhdiag */ {rec['query']}"
+            explain = f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE, FORMAT JSON) {rec['query']}"
             out = {"queryid": rec["queryid"], "suggestion": rec["suggestion"], "cost_without": None,
                    "cost_with": None, "error": None}
             try:
                 out["cost_without"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
-                raw.execute("SELECT /* vhdiag */ indexrelid FROM hypopg_create_index(%s)", (create,))
+                raw.execute(f"SELECT {MARKER} indexrelid FROM hypopg_create_index(%s)", (create,))
                 out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
-                raw.execute("SELECT /* vhdiag */ hypopg_reset()")
+                raw.execute(f"SELECT {MARKER} hypopg_reset()")
             except Exception as exc:
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:

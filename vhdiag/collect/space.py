@@ -26,6 +26,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import _base
+from .registry import collector
 
 COLUMNS = {
     "schema": "string",
@@ -54,6 +55,10 @@ COLUMNS = {
 }
 
 
+@collector(name="tables", snapshot=True,
+           description="every user table: total, heap, index and TOAST bytes, live and dead rows, scans",
+           columns=["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
+                    "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"])
 def tables(target) -> pd.DataFrame:
     """Every user table, partitioned table and materialized view, largest first.
 
