@@ -2,8 +2,10 @@
 snapshot read, so that a new collector is one module and one SQL file."""
 from __future__ import annotations
 
+import argparse
 import re
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,6 +34,20 @@ def test_registry_lists_every_collector():
     assert registry.get("statements-info").min_pgss == (1, 9)
     assert registry.get("statements-info").requirement() == "pg_stat_statements 1.9+"
     assert registry.get("tables").requirement() == ""
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    show_name = next(a for a in commands.choices["show"]._actions if a.dest == "name")
+    assert set(show_name.choices) == NAMES
+
+
+def test_what_a_collector_needs_is_said():
+    info = registry.get("statements-info")
+    caps = SimpleNamespace(major=13, pgss_version="1.8", pgss_version_tuple=(1, 8))
+    assert info.unmet(caps) == "needs pg_stat_statements 1.9+ (installed 1.8)"
+    assert info.unmet(SimpleNamespace(major=18, pgss_version=None, pgss_version_tuple=None)) == \
+        "needs pg_stat_statements 1.9+ (not installed)"
+    assert info.unmet(SimpleNamespace(major=18, pgss_version="1.12", pgss_version_tuple=(1, 12))) is None
+    assert registry.get("tables").unmet(caps) is None
 
 
 def test_show_help_lists_each_collector_with_its_description(capsys):
