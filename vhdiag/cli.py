@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .errors import VhdiagError, first_line
+from .files import private_umask
 
 EPILOG_MAIN = """\
 The database is given by --dsn: a DSN (postgresql://user@host:5432/db or 'host=... dbname=...'),
@@ -212,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
+        # Statement text is sensitive: whatever vhdiag and the processes it starts (a report's
+        # kernel, nbconvert) create is the owner's alone, 0600 files and 0700 folders.
+        with private_umask():
+            return COMMANDS[args.command](args)
     except VhdiagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from .files import DIR_MODE, private_dir
 from .server import LocalServer, embedded_bin_dir
 
 DB = "vendhub"
@@ -95,8 +96,9 @@ def default_data_dir() -> Path:
 
 def start_server(data_dir: Path | None = None) -> LocalServer:
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    # 0o755: as root, the unprivileged server user must enter it (LocalServer says so if it cannot).
-    data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # It holds the demo's history store. 0o711 as root: the unprivileged server user must pass
+    # through it (LocalServer says so if it cannot), not list it; 0o700 otherwise.
+    private_dir(data_dir, 0o711 if os.geteuid() == 0 else DIR_MODE)
     return LocalServer(embedded_bin_dir(), data_dir / "pg", tcp=False).start()
 
 

@@ -391,13 +391,17 @@ def load_slow_query_data(target: str, history: str, *, history_target: str = "",
     import vhdiag
     from .analysis import slow_queries as sq
     from .history import History
+    from .history.guard import NoStoreError
     from .history.store import default_target_name
     start, end = resolve_window(since or None, until or None, None if since else window)
     b_end = parse_time(baseline_until) if baseline_until else start
     b_start = parse_time(baseline_since) if baseline_since else b_end - (end - start)
     db = vhdiag.connect(target, statement_timeout_ms=statement_timeout_ms)
     store = History(history_url(history))
-    names = list(store.targets()["name"])
+    try:
+        names = list(store.targets()["name"])
+    except NoStoreError:  # nothing recorded yet: cumulative figures, and no store is created
+        names = []
     name = history_target or (names[0] if len(names) == 1 else default_target_name(db))
     notes = []
     snaps = store.snapshots(name) if name in names else pd.DataFrame()
