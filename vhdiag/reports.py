@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import dsn as dsn_mod
 from .errors import ConfigError, VhdiagError
-from .timeparse import parse_duration, parse_time
+from .timeparse import check_window, parse_duration, parse_time
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
 DSN_ENV = "VHDIAG_REPORT_DSN"
@@ -66,7 +66,8 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
         raise ConfigError("give either --since/--until or --window, not both")
     end = parse_time(until, now=now) if until else parse_time("now", now=now)
     start = parse_time(since, now=now) if since else end - parse_duration(window or DEFAULT_WINDOW)
-    if start >= end:
+    check_window(start, end)
+    if start == end:
         raise ConfigError(f"the window is empty: since {start.isoformat()} is not before until {end.isoformat()}")
     return start, end
 
@@ -397,6 +398,9 @@ def load_slow_query_data(target: str, history: str, *, history_target: str = "",
     db = vhdiag.connect(target, statement_timeout_ms=statement_timeout_ms)
     store = History(history_url(history))
     names = list(store.targets()["name"])
+    if history_target and names and history_target not in names:  # a typo would read no history, quietly
+        raise VhdiagError(f"no target named {history_target!r} in history store {store.display}: "
+                          f"known: {', '.join(names)}")
     name = history_target or (names[0] if len(names) == 1 else default_target_name(db))
     notes = []
     snaps = store.snapshots(name) if name in names else pd.DataFrame()
