@@ -338,7 +338,9 @@ def cmd_prune(args) -> int:
 
 def cmd_history(args) -> int:
     from .history import History
+    from .timeparse import parse_window
     _check_limit(args.limit)
+    args.since, args.until = parse_window(args.since, args.until, open_start=True)  # before the store opens
     with History(args.history) as history:
         if args.view == "snapshots":
             frame = history.snapshots(args.target_name, since=args.since, until=args.until)

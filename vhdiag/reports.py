@@ -66,9 +66,7 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
         raise ConfigError("give either --since/--until or --window, not both")
     end = parse_time(until, now=now) if until else parse_time("now", now=now)
     start = parse_time(since, now=now) if since else end - parse_duration(window or DEFAULT_WINDOW)
-    check_window(start, end)
-    if start == end:
-        raise ConfigError(f"the window is empty: since {start.isoformat()} is not before until {end.isoformat()}")
+    check_window(start, end, open_start=True)
     return start, end
 
 

@@ -102,11 +102,27 @@ def parse_time(value, now=None) -> pd.Timestamp:
     raise ConfigError(f"bad time {_shown(value)}: write {TIME_FORMS}")
 
 
-def check_window(since, until) -> None:
+def parse_window(since=None, until=None, now=None, *, open_start=False):
+    """``(since, until)`` parsed against one ``now`` (either may be None: open-ended), and
+    checked by ``check_window``."""
+    now = pd.Timestamp.now(tz="UTC").as_unit("ns") if now is None else parse_time(now)
+    since = parse_time(since, now=now) if since is not None else None
+    until = parse_time(until, now=now) if until is not None else None
+    check_window(since, until, open_start=open_start)
+    return since, until
+
+
+def check_window(since, until, *, open_start=False) -> None:
     """Refuse a window whose start is after its end: the one message for every since/until
-    (``vhdiag history``, ``metrics`` and ``report``; an empty result would hide the mistake)."""
-    if since is not None and until is not None and since > until:
+    (``vhdiag history``, ``metrics`` and ``report``; an empty result would hide the mistake).
+    ``open_start``: the window is (since, until], as the history store's deltas are, so equal
+    ends hold nothing and are refused too; metric windows include both ends."""
+    if since is None or until is None:
+        return
+    if since > until:
         raise ConfigError(f"since ({since.isoformat()}) is after until ({until.isoformat()}): swap them")
+    if open_start and since == until:
+        raise ConfigError(f"the window is empty: since {since.isoformat()} is not before until {until.isoformat()}")
 
 
 def format_duration(value) -> str:

@@ -76,8 +76,6 @@ def _imported(history: History, name: str, since, until) -> pd.DataFrame:
         frame = pd.read_sql(q, conn)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="mixed") if len(frame) else \
         pd.Series([], dtype="datetime64[ns, UTC]")
-    from ..errors import ConfigError
-from ..metrics.frame import labels_json
     frame["labels"] = [labels_json({**json.loads(text or "{}"), "target": name}) for text in frame["labels"]]
     return frame
 
@@ -112,12 +110,13 @@ def _valid_points(frame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     values = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
     ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce")
-    bad = ~np.isfinite(values.to_numpy()) | ts.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ConfigError(f"metric frame row {i + 1}: {frame['metric'][i]} = {frame['value'][i]!r} at "
-                          f"{frame['ts'][i]!r} is not a finite value at a time: drop the row (a missing sample "
-                          f"is no row)")
+    for bad, problem in ((ts.isna().to_numpy(), "has no time: every point needs one"),
+                         (~np.isfinite(values.to_numpy()), "is not a finite number")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            when = "" if pd.isna(ts[i]) else f" at {ts[i].isoformat()}"
+            raise ConfigError(f"metric frame row {i + 1}: {frame['metric'][i]} = {frame['value'][i]}{when} {problem}: "
+                              f"fix or drop the row (a missing sample is no row)")
     frame = frame.assign(value=values, ts=ts)
     key = ["metric", "labels", "ts"]
     repeated = frame[frame.duplicated(key, keep=False)]

@@ -21,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
-from ..timeparse import check_window, parse_time
+from ..timeparse import parse_time, parse_window
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
 from .reads import _between, utc_series
@@ -359,11 +359,7 @@ class History:
 
     @staticmethod
     def _window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-        now = pd.Timestamp.now(tz="UTC")
-        since = parse_time(since, now=now) if since is not None else None
-        until = parse_time(until, now=now) if until is not None else None
-        check_window(since, until)
-        return since, until
+        return parse_window(since, until, open_start=True)    # deltas over (since, until]
 
     def snapshots(self, target: str | None = None, since=None, until=None) -> pd.DataFrame:
         """One row per snapshot: ts, interval_s, events, notes, versions, duration."""

@@ -170,5 +170,4 @@ def _from_history(url: str, since, until, step, queries, target=None) -> pd.Data
         raise VhdiagError("history store support is not installed yet (vhdiag.history has no load_metrics): "
                           "load metrics from a CSV or Parquet file or a Prometheus URL meanwhile")
     from .frame import finish
-    kwargs = {"target": target} if target is not None else {}
-    return finish(loader(url, since=since, until=until, step=step, queries=queries, **kwargs))
+    return finish(loader(url, since=since, until=until, step=step, queries=queries, target=target))
