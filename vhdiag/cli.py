@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from . import __version__
-from .errors import VhdiagError, first_line
+from .errors import VhdiagError, VhdiagWarning, first_line
 from .files import private_umask
 
 EPILOG_MAIN = """\
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=["table", "csv", "json"], default="table",
                       help="table (default, for people), csv or json (every column, for scripts)")
     show.add_argument("--limit", type=int, default=None, metavar="N",
-                      help="at most N rows (default: 25 for table, all for csv/json)")
+                      help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
     show.add_argument("--columns", default=None, metavar="A,B,...",
                       help="comma-separated columns to print (default: a readable subset for table)")
 
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--since", default=None, metavar="TIME", help="start: ISO 8601 or a duration back (7d)")
     hist.add_argument("--until", default=None, metavar="TIME", help="end: ISO 8601 or a duration back (default now)")
     hist.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    hist.add_argument("--limit", type=int, default=None, metavar="N")
+    hist.add_argument("--limit", type=int, default=None, metavar="N",
+                      help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
     met = sub.add_parser(
         "metrics", help="metric history from a file, Prometheus or the store; breaches and SLOs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--period", default=None, metavar="DURATION", help="with --slo: the period up to the newest sample")
     met.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _history_argument(met)
-    met.add_argument("--target-name", metavar="NAME", default=None, help="with 'import': the target the points belong to")
+    met.add_argument("--target-name", metavar="NAME", default=None,
+                     help="with 'import': the target the points belong to; with a history store: only that target")
 
     rep = sub.add_parser(
         "report", help="run a report notebook: HTML without code, the executed notebook, findings as JSON",
@@ -215,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Statement text is sensitive: whatever vhdiag and the processes it starts (a report's
         # kernel, nbconvert) create is the owner's alone, 0600 files and 0700 folders.
-        with private_umask():
+        with private_umask(), warnings.catch_warnings():
+            warnings.simplefilter("always", VhdiagWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return COMMANDS[args.command](args)
     except VhdiagError as exc:
         print(f"Error: {exc}", file=sys.stderr)
@@ -231,12 +236,29 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def _one_line_warnings(show_other):
+    """vhdiag's own warnings as one ``Warning: ...`` line, like its errors; others as before."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VhdiagWarning):
+            print(f"Warning: {message}", file=sys.stderr)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+    return show
+
+
+def _check_limit(limit: int | None) -> None:
+    """Before anything runs: ``head(-1)`` would silently drop the last row."""
+    if limit is not None and limit < 0:
+        raise VhdiagError(f"--limit {limit}: give a number of rows, 1 or more (0 for every row)")
+
+
 def _connect(args):
     from .target import connect
     return connect(args.dsn, statement_timeout_ms=args.statement_timeout_ms)
 
 
 def cmd_show(args) -> int:
+    _check_limit(args.limit)
     from .collect import registry
     entry = registry.get(args.name)
     default_columns = list(entry.columns) if entry.columns else None
@@ -304,6 +326,9 @@ def cmd_prune(args) -> int:
 
 def cmd_history(args) -> int:
     from .history import History
+    from .timeparse import parse_window
+    _check_limit(args.limit)
+    args.since, args.until = parse_window(args.since, args.until, open_start=True)  # before the store opens
     with History(args.history) as history:
         if args.view == "snapshots":
             frame = history.snapshots(args.target_name, since=args.since, until=args.until)
@@ -321,6 +346,8 @@ def _print_frame(frame, fmt: str, limit: int | None, columns: list[str] | None, 
     from .display import render
     if limit is None and fmt == "table":
         limit = 25
+    elif limit == 0:
+        limit = None
     total = len(frame)
     if limit is not None:
         frame = frame.head(limit)
@@ -344,7 +371,7 @@ def cmd_metrics(args) -> int:
         print(f"imported {count} points of {frame['metric'].nunique()} metrics for {args.target_name} "
               f"into {History(args.history).display}")
         return 0
-    frame = cli_load(args.source, args.since, args.until, args.step, args.query, args.config)
+    frame = cli_load(args.source, args.since, args.until, args.step, args.query, args.config, args.target_name)
     if args.breaches:
         frame = breaches(frame, config=args.config, min_duration=args.min_duration)
     elif args.slo:

@@ -22,6 +22,11 @@ class CapabilityError(VhdiagError):
     """The server or role lacks something a question needs (extension, preload, grant)."""
 
 
+class VhdiagWarning(UserWarning):
+    """Input vhdiag accepts but that is probably not what the user meant; the CLI prints it as
+    one ``Warning: ...`` line on stderr, a notebook shows it as a warning."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (a driver error's own, for SQLAlchemy's
     wrappers), or its class name when the message is empty."""

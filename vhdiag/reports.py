@@ -31,7 +31,7 @@ import pandas as pd
 from . import dsn as dsn_mod
 from .errors import ConfigError, VhdiagError
 from .marker import MARKER
-from .timeparse import parse_duration, parse_time
+from .timeparse import check_window, parse_duration, parse_time
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
 DSN_ENV = "VHDIAG_REPORT_DSN"
@@ -67,8 +67,7 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
         raise ConfigError("give either --since/--until or --window, not both")
     end = parse_time(until, now=now) if until else parse_time("now", now=now)
     start = parse_time(since, now=now) if since else end - parse_duration(window or DEFAULT_WINDOW)
-    if start >= end:
-        raise ConfigError(f"the window is empty: since {start.isoformat()} is not before until {end.isoformat()}")
+    check_window(start, end, open_start=True)
     return start, end
 
 
@@ -402,6 +401,9 @@ def load_slow_query_data(target: str, history: str, *, history_target: str = "",
         names = list(store.targets()["name"])
     except NoStoreError:  # nothing recorded yet: cumulative figures, and no store is created
         names = []
+    if history_target and names and history_target not in names:  # a typo would read no history, quietly
+        raise VhdiagError(f"no target named {history_target!r} in history store {store.display}: "
+                          f"known: {', '.join(names)}")
     name = history_target or (names[0] if len(names) == 1 else default_target_name(db))
     notes = []
     snaps = store.snapshots(name) if name in names else pd.DataFrame()

@@ -10,10 +10,10 @@ from .guard import NoStoreError
 from .store import History, default_url, normalize_url
 
 
-def load_metrics(url, since=None, until=None, step=None, queries=None):
+def load_metrics(url, since=None, until=None, step=None, queries=None, target=None):
     """Metric frame from the store (see vhdiag.history.metrics); what vhdiag.load_metrics calls."""
     from .metrics import load_metrics as _load
-    return _load(url, since=since, until=until, step=step, queries=queries)
+    return _load(url, since=since, until=until, step=step, queries=queries, target=target)
 
 
 __all__ = ["History", "NoStoreError", "default_url", "normalize_url", "load_metrics"]

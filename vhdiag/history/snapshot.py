@@ -16,7 +16,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from ..collect import registry
+from ..collect import registry, space
 from ..errors import CapabilityError, first_line
 from ..marker import MARKER
 
@@ -46,11 +46,9 @@ def collect(target) -> dict:
         except sa.exc.DBAPIError:
             info = None
 
-    if "tables" in frames and "size_skipped" in frames["tables"]:
-        skipped = frames["tables"][frames["tables"]["size_skipped"].fillna(False)]
-        if len(skipped):
-            names = ", ".join(f"{s}.{t}" for s, t in zip(skipped["schema"], skipped["table"]))
-            notes.append(f"sizes skipped (locked ACCESS EXCLUSIVE by another session): {names}")
+    skipped = space.skipped_note(frames["tables"]) if "tables" in frames else None
+    if skipped:
+        notes.append(skipped)
     if "connections" in frames:
         conns = frames["connections"]
         by_state = conns.groupby(conns["state"].fillna("unknown"))["connections"].sum()

@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
-from ..timeparse import parse_time
+from ..timeparse import parse_time, parse_window
 from . import guard
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
@@ -402,8 +402,7 @@ class History:
 
     @staticmethod
     def _window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-        return (parse_time(since) if since is not None else None,
-                parse_time(until) if until is not None else None)
+        return parse_window(since, until, open_start=True)    # deltas over (since, until]
 
     def snapshots(self, target: str | None = None, since=None, until=None) -> pd.DataFrame:
         """One row per snapshot: ts, interval_s, events, notes, versions, duration."""
