@@ -144,6 +144,7 @@ def _check_type(value, default, here: tuple, source: str) -> None:
         "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
         "a whole number": isinstance(value, int) and not isinstance(value, bool),
         "a string": isinstance(value, str),
+        "a boolean": isinstance(value, bool),
     }[kind]
     if not ok:
         example = f"[{_dotted(here)}]" if kind == "a table" else f"{here[-1]} = {_toml(default)}"
