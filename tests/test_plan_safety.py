@@ -28,6 +28,7 @@ import workload
 from helpers import scratch_database
 from vhdiag import reports
 from vhdiag.analysis import plan_safety
+from vhdiag.collect import plannable
 from vhdiag.config import defaults, resolve_config
 from vhdiag.errors import ConfigError
 
@@ -188,6 +189,79 @@ def test_plans_off_runs_no_explain(planted, target):
     assert reports.PLANS_OFF.startswith("Plans are off ([reports] plans = false in vhdiag.toml)")
     assert _explains(planted) == before
     assert log.marked() == []
+
+
+# -- the catalog check, case by case (no EXPLAIN needed: every version) ------------------------
+MORE = """
+CREATE FUNCTION vh_quiet(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1';
+CREATE TYPE vh_mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION upper(vh_mood) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT ''x''';
+CREATE DOMAIN vh_small AS int CHECK (VALUE < 100);
+CREATE TABLE vh_typed (m vh_mood, s vh_small, ms vh_mood[], n text COLLATE "C");
+CREATE TABLE vh_domain_column (p vh_pos);
+CREATE TABLE vh_rls (id int);
+ALTER TABLE vh_rls ENABLE ROW LEVEL SECURITY;
+CREATE TABLE vh_audit (id int);
+CREATE TABLE vh_ruled (id int);
+CREATE RULE vh_audit_it AS ON INSERT TO vh_ruled DO ALSO INSERT INTO vh_audit VALUES (NEW.id);
+CREATE TABLE vh_parted (id int, k int) PARTITION BY RANGE (vh_quiet(k));
+CREATE TABLE vh_parted_1 PARTITION OF vh_parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE vh_partial (id int, k int);
+CREATE INDEX ON vh_partial (k) WHERE vh_quiet(k) > 0;
+CREATE TABLE vh_checked (id int CHECK (vh_quiet(id) > 0));
+CREATE TABLE vh_stats (a int, b int);
+CREATE STATISTICS vh_stats_ab ON (vh_quiet(a)), b FROM vh_stats;
+CREATE TABLE vh_generated (a int, b int GENERATED ALWAYS AS (vh_quiet(a)) STORED);
+CREATE TABLE vh_parent (id int);
+CREATE TABLE vh_child (k int) INHERITS (vh_parent);
+CREATE INDEX ON vh_child (vh_quiet(k));
+CREATE VIEW vh_outer AS SELECT x FROM vh_evil_view;
+CREATE FOREIGN DATA WRAPPER vh_fdw;
+CREATE SERVER vh_remote FOREIGN DATA WRAPPER vh_fdw;
+CREATE FOREIGN TABLE vh_foreign (id int) SERVER vh_remote;
+"""
+REFUSED = {
+    "SELECT upper($1)": "calls user-defined function public.upper",      # an overload of a built-in name
+    "SELECT a.b.vh_quiet FROM a": "calls user-defined function public.vh_quiet",   # b.vh_quiet is vh_quiet(b)
+    "SELECT * FROM vh_domain_column": "uses public.vh_domain_column (table), whose definition uses user-defined "
+                                      "type public.vh_pos",
+    "SELECT * FROM vh_rls": "uses public.vh_rls (table), which has row-level security policies",
+    "INSERT INTO vh_ruled VALUES ($1)": "uses public.vh_ruled (table), which has rules",
+    "SELECT * FROM vh_parted WHERE k = $1": "uses public.vh_parted (partitioned table), whose definition calls "
+                                            "user-defined function public.vh_quiet",
+    "SELECT * FROM vh_partial WHERE k = $1": "uses public.vh_partial (table), whose index calls user-defined "
+                                             "function public.vh_quiet",
+    "SELECT * FROM vh_checked": "uses public.vh_checked (table), whose constraint calls user-defined function "
+                                "public.vh_quiet",
+    "SELECT * FROM vh_stats": "uses public.vh_stats (table), whose statistics object calls user-defined function "
+                              "public.vh_quiet",
+    "SELECT * FROM vh_generated": "uses public.vh_generated (table), whose column default calls user-defined "
+                                  "function public.vh_quiet",
+    "SELECT * FROM vh_parent": "uses public.vh_parent (table), which reads public.vh_child (table), whose index "
+                               "calls user-defined function public.vh_quiet",
+    "SELECT * FROM vh_outer": "uses public.vh_outer (view), which reads public.vh_evil_view (view), whose view "
+                              "definition calls user-defined function public.vh_in_view",
+    "SELECT * FROM vh_foreign": "uses public.vh_foreign (foreign table), whose foreign-data wrapper runs when it "
+                                "is planned",
+}
+PLANNABLE = [
+    PLAIN,
+    "SELECT m, s, ms, n FROM vh_typed WHERE m = $1 AND s < $2 ORDER BY n",   # enum, domain with a built-in CHECK
+    "SELECT * FROM vh_tagged",                                             # defaults count for writes only
+]
+
+
+@pytest.fixture(scope="module")
+def catalog_cases(planted):
+    with planted.admin(DB) as conn:
+        conn.execute(MORE)
+    return planted
+
+
+@pytest.mark.parametrize("query", list(REFUSED) + PLANNABLE)
+def test_catalog_check(catalog_cases, target, query):
+    with target.engine.connect() as conn:
+        assert plannable.refusal(conn, query) == REFUSED.get(query)
 
 
 # -- the real report, through the command line ------------------------------------------------

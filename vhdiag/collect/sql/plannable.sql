@@ -80,7 +80,8 @@ plain_types (oid) AS (
                            JOIN pg_depend AS d ON d.classid = CAST('pg_catalog.pg_constraint' AS regclass)
                                               AND d.objid = c.oid
                            WHERE c.contypid = b.oid AND d.refobjid >= CAST(16384 AS oid)
-                             AND d.refclassid IN (SELECT classid FROM code_classes)))
+                             AND d.refclassid IN (SELECT classid FROM code_classes)
+                             AND NOT (d.refclassid = CAST('pg_catalog.pg_type' AS regclass) AND d.refobjid = b.oid)))
 ),
 user_objects (classid, objid, name, what) AS (
     SELECT CAST('pg_catalog.pg_proc' AS regclass), p.oid, p.proname,
@@ -134,7 +135,7 @@ reasons (rank, reason) AS (
   UNION ALL
     -- 3. A relation whose planning runs code by its nature.
     SELECT 3, 'uses ' || rn.label || CASE WHEN r.oid <> r.root THEN ', which reads ' || rl.label ELSE '' END
-              || CASE WHEN c.relkind = CAST('f' AS "char") THEN ', a foreign table: its foreign-data wrapper plans it'
+              || CASE WHEN c.relkind = CAST('f' AS "char") THEN ', whose foreign-data wrapper runs when it is planned'
                       WHEN c.relrowsecurity THEN ', which has row-level security policies'
                       ELSE ', which has rules' END
     FROM rels AS r
