@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import vhdiag
 import workload
@@ -262,6 +263,29 @@ def catalog_cases(planted):
 def test_catalog_check(catalog_cases, target, query):
     with target.engine.connect() as conn:
         assert plannable.refusal(conn, query) == REFUSED.get(query)
+
+
+@pytest.fixture
+def unnest_overload(catalog_cases):
+    """A loud public.unnest(name[]), for one test: other vhdiag queries call unnest(text[]),
+    which it makes ambiguous."""
+    with catalog_cases.admin(DB) as admin:
+        admin.execute("CREATE FUNCTION unnest(name[]) RETURNS SETOF name LANGUAGE plpgsql AS $$ BEGIN "
+                      f"RAISE WARNING '{MARK} unnest'; RETURN QUERY SELECT pg_catalog.unnest($1::text[])::name; END $$")
+    yield
+    with catalog_cases.admin(DB) as admin:
+        admin.execute("DROP FUNCTION unnest(name[])")
+
+
+def test_catalog_check_calls_only_builtins(catalog_cases, unnest_overload, target):
+    """An exact-match overload in public wins over the polymorphic built-in under the usual
+    search_path; the check pins search_path to pg_catalog, so it never runs."""
+    with target.engine.connect() as conn:
+        log = ServerLog(catalog_cases.server)
+        assert plannable.refusal(conn, PLAIN) is None
+        assert log.marked() == []
+        conn.execute(sa.text("SELECT count(*) FROM unnest(CAST(ARRAY['a'] AS name[]))"))
+        assert [line.split("WARNING:  ")[1] for line in log.marked()] == [f"{MARK} unnest"]
 
 
 # -- the real report, through the command line ------------------------------------------------

@@ -14,7 +14,8 @@ any of those names has a user-defined namesake (oid >= 16384) in any schema, and
 relations it reads (with the relations behind their views and rules, their partitions and
 inheritance children) are foreign tables, carry row-level security or rules, or have parts the
 planner reads (column types, defaults, constraints, indexes, statistics, policies, view
-definitions) that depend on user-defined functions, operators, types or other code.
+definitions) that depend on user-defined functions, operators, types or other code. The check
+itself runs with search_path set to pg_catalog alone, so its own calls resolve to built-ins only.
 """
 from __future__ import annotations
 
@@ -35,5 +36,8 @@ def refusal(conn, query) -> str | None:
         return found.refusal
     params = {key: sorted(getattr(found, key)) for key in ("functions", "operators", "types", "collations",
                                                            "relations")}
+    pin = sa.text(_base.load_sql("plannable_search_path"))
+    saved = conn.execute(pin, {"path": "pg_catalog"}).scalar_one()
     rows = conn.execute(sa.text(_base.load_sql("plannable")), {**params, "writes": found.writes}).fetchall()
+    conn.execute(pin, {"path": saved})  # the statement's names resolve as before
     return rows[0].reason if rows else None
