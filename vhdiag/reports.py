@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import dsn as dsn_mod
 from .config import ENV_VAR as CONFIG_ENV
-from .config import load_config
+from .config import load_config, resolve_config
 from .errors import ConfigError, VhdiagError
 from .timeparse import parse_duration, parse_time
 
@@ -429,7 +429,6 @@ PLANS_OFF = ("Plans are off ([reports] plans = false in vhdiag.toml): no stateme
 
 def plans_enabled(config=None) -> bool:
     """``[reports] plans`` (default true): false and the report runs no EXPLAIN at all."""
-    from .config import resolve_config
     return bool(resolve_config(config)["reports"]["plans"])
 
 

@@ -68,9 +68,7 @@ def names(query) -> Names:
     found = {k: set() for k in ("functions", "operators", "types", "collations", "relations")}
     writes = False
     for node in _walk(stmts):
-        kind = type(node).__name__
-        if kind in _WRITES:
-            writes = True
+        writes = writes or type(node).__name__ in _WRITES
         if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
             return Names(refusal="SELECT INTO creates a table")
         for what, name in _names_of(node, ast):

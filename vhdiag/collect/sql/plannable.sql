@@ -6,8 +6,8 @@
 -- Inputs, from vhdiag.analysis.plan_safety.names(): the names of the functions, operators,
 -- types, collations and relations the statement uses (in any schema: search_path may resolve
 -- an unqualified name to any of them), and whether it writes (then column defaults count).
--- Types, comparisons and literals are exact (name = name, oid >= oid), so no overload a user
--- adds to a built-in function or operator can be a better match than the built-in one.
+-- plannable.py runs it with search_path = pg_catalog (plannable_search_path.sql), so every
+-- function and operator here is a built-in one; types are exact besides (name = name).
 WITH RECURSIVE rels (oid, root) AS (
     SELECT c.oid, c.oid
     FROM pg_class AS c
