@@ -153,6 +153,7 @@ def _check_type(value, default, here: tuple, source: str) -> None:
         "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
         "a whole number": isinstance(value, int) and not isinstance(value, bool),
         "a string": isinstance(value, str),
+        "a boolean": isinstance(value, bool),
     }[kind]
     if ok and kind == "a number" and not math.isfinite(value):
         raise ConfigError(f"{source}: {_dotted(here)} = {_toml(value)} is not a finite number: "

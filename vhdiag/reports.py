@@ -29,6 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import dsn as dsn_mod
+from .config import ENV_VAR as CONFIG_ENV
+from .config import load_config, resolve_config
 from .errors import ConfigError, VhdiagError
 from .marker import MARKER
 from .timeparse import check_window, parse_duration, parse_time
@@ -213,6 +215,11 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     history_ref = history_reference(history)
     if history_ref == f"env:{HISTORY_ENV}":
         env[HISTORY_ENV] = history
+    # The kernel runs in notebooks/, where ./vhdiag.toml is not the caller's: name the caller's
+    # file (checked here, so a bad key fails before any kernel starts), e.g. [reports] plans = false.
+    config = load_config()
+    if config.sources:
+        env[CONFIG_ENV] = str(Path(config.sources[0]).resolve())
     given = {"target": target_ref, "history": history_ref, "since": start.isoformat(), "until": end.isoformat(),
              "output_dir": str(folder), "history_target": target_name, "statement_timeout_ms": statement_timeout_ms}
     params.update({k: v for k, v in given.items() if k in declared and v is not None})
@@ -423,13 +430,30 @@ def load_slow_query_data(target: str, history: str, *, history_target: str = "",
                          snaps, db.tables(), db.indexes(), store if source == "history" else None, notes)
 
 
-def generic_plans(target, frame: pd.DataFrame) -> tuple[list[dict], str]:
+PLANS_OFF = ("Plans are off ([reports] plans = false in vhdiag.toml): no statement was planned, "
+             "and EXPLAIN did not run.")
+
+
+def plans_enabled(config=None) -> bool:
+    """``[reports] plans`` (default true): false and the report runs no EXPLAIN at all."""
+    return bool(resolve_config(config)["reports"]["plans"])
+
+
+def generic_plans(target, frame: pd.DataFrame, config=None) -> tuple[list[dict], str]:
     """``EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON)`` of each statement in ``frame`` that ran in the
     target's database: (records, message). PostgreSQL 16+: GENERIC_PLAN plans a statement with
     ``$1`` parameters as they are, and EXPLAIN without ANALYZE does not execute it. Each runs in
-    the Target's read-only transaction under its statement_timeout."""
+    the Target's read-only transaction under its statement_timeout.
+
+    Planning runs code, though (IMMUTABLE functions are folded, views expanded): a statement is
+    planned only when ``vhdiag.collect.plannable`` finds nothing user-defined in it, checked in
+    the transaction the EXPLAIN then runs in; the others get a ``note`` saying why
+    (``not planned: calls user-defined function public.f``). ``config``: see ``plans_enabled``."""
     from .analysis import plans as plan_mod
     from .analysis.query_text import is_explainable
+    from .collect import plannable
+    if not plans_enabled(config):
+        return [], PLANS_OFF
     caps = target.capabilities
     if caps.major < 16:
         return [], (f"EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16 or later; this server is {caps.major}, "
@@ -443,27 +467,38 @@ def generic_plans(target, frame: pd.DataFrame) -> tuple[list[dict], str]:
             out = {"queryid": int(rec["queryid"]), "user": rec["user"], "database": rec["database"],
                    "query": rec["query"]}
             try:
-                # The marker keeps this EXPLAIN out of the next report's rankings (query_text.is_own).
-                row = raw.execute(f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE, FORMAT JSON) {rec['query']}").fetchone()
-                plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-                out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
-                           text=plan_mod.text(plan))
+                reason = plannable.refusal(conn, rec["query"])
+                if reason:
+                    out["note"] = f"not planned: {reason}"
+                else:
+                    # The marker keeps this EXPLAIN out of the next report's rankings (query_text.is_own).
+                    row = raw.execute(f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE, FORMAT JSON) {rec['query']}").fetchone()
+                    plan = _json(row[0])
+                    out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
+                               text=plan_mod.text(plan))
             except Exception as exc:  # psycopg.Error: a statement the monitoring role cannot plan
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:
-                raw.rollback()
+                conn.rollback()
             records.append(out)
-    return records, f"{sum('shape' in r for r in records)} generic plans taken (EXPLAIN does not execute them)."
+    refused = sum("note" in r for r in records)
+    return records, (f"{sum('shape' in r for r in records)} generic plans taken (EXPLAIN does not execute them)"
+                     + (f"; {refused} not planned, since planning could run user-written code."
+                        if refused else "."))
 
 
-def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def hypopg_costs(target, advice: pd.DataFrame, config=None) -> tuple[pd.DataFrame, str]:
     """The planner's cost of each advised query without and with its index as a hypothetical
-    index (hypopg; nothing is built). Needs the hypopg extension and PostgreSQL 16+ (generic plans)."""
+    index (hypopg; nothing is built). Needs the hypopg extension and PostgreSQL 16+ (generic plans).
+    The same rule as ``generic_plans``: a query that names anything user-defined is not planned
+    (its ``error`` says why), and ``[reports] plans = false`` turns this off too."""
     from .analysis import plans as plan_mod
+    from .collect import plannable
     cols = ["queryid", "suggestion", "cost_without", "cost_with", "error"]
     caps = target.capabilities
-    present = target.query(f"SELECT {MARKER} count(*) AS n FROM pg_extension WHERE extname = 'hypopg'")["n"].iloc[0]
-    if not present:
+    if not plans_enabled(config):
+        return pd.DataFrame(columns=cols), PLANS_OFF
+    if not _hypopg_installed(target):
         return pd.DataFrame(columns=cols), (f"hypopg is not installed in database {caps.database}: the cost with "
                                             "each suggested index is not estimated (CREATE EXTENSION hypopg; to get it).")
     if caps.major < 16:
@@ -477,16 +512,24 @@ def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             out = {"queryid": rec["queryid"], "suggestion": rec["suggestion"], "cost_without": None,
                    "cost_with": None, "error": None}
             try:
-                out["cost_without"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
-                raw.execute(f"SELECT {MARKER} indexrelid FROM hypopg_create_index(%s)", (create,))
-                out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
-                raw.execute(f"SELECT {MARKER} hypopg_reset()")
+                reason = plannable.refusal(conn, rec["query"])
+                if reason:
+                    out["error"] = f"not planned: {reason}"
+                else:
+                    out["cost_without"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
+                    raw.execute(f"SELECT {MARKER} indexrelid FROM hypopg_create_index(%s)", (create,))
+                    out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
+                    raw.execute(f"SELECT {MARKER} hypopg_reset()")
             except Exception as exc:
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:
-                raw.rollback()
+                conn.rollback()
             rows.append(out)
     return pd.DataFrame(rows, columns=cols), "hypothetical indexes (hypopg): planner cost without and with each."
+
+
+def _hypopg_installed(target) -> bool:
+    return bool(target.query(f"SELECT {MARKER} count(*) AS n FROM pg_extension WHERE extname = 'hypopg'")["n"].iloc[0])
 
 
 def _json(value):
