@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import dsn as dsn_mod
-from .errors import ConfigError, VhdiagError
+from .errors import ConfigError, NoAnswerError, VhdiagError
 from .timeparse import parse_duration, parse_time
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
@@ -441,6 +441,8 @@ def generic_plans(target, frame: pd.DataFrame) -> tuple[list[dict], str]:
                 plan = row[0] if not isinstance(row[0], str) else json.loads(row[0])
                 out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
                            text=plan_mod.text(plan))
+            except NoAnswerError:  # the server froze: no plan to record, the report fails in one line
+                raise
             except Exception as exc:  # psycopg.Error: a statement the monitoring role cannot plan
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:
@@ -474,6 +476,8 @@ def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                 raw.execute("SELECT /* vhdiag */ indexrelid FROM hypopg_create_index(%s)", (create,))
                 out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
                 raw.execute("SELECT /* vhdiag */ hypopg_reset()")
+            except NoAnswerError:
+                raise
             except Exception as exc:
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:
