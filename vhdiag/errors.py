@@ -18,6 +18,11 @@ class ConnectError(VhdiagError):
     """The monitored database cannot be reached or refuses us."""
 
 
+class NoAnswerError(ConnectError):
+    """The monitored database did not answer within statement_timeout + grace (frozen or
+    overloaded): vhdiag gave up on the connection (vhdiag/bounded.py)."""
+
+
 class CapabilityError(VhdiagError):
     """The server or role lacks something a question needs (extension, preload, grant)."""
 

@@ -31,7 +31,7 @@ import pandas as pd
 from . import dsn as dsn_mod
 from .config import ENV_VAR as CONFIG_ENV
 from .config import load_config, resolve_config
-from .errors import ConfigError, VhdiagError
+from .errors import ConfigError, NoAnswerError, VhdiagError
 from .marker import MARKER
 from .timeparse import check_window, parse_duration, parse_time
 
@@ -476,6 +476,8 @@ def generic_plans(target, frame: pd.DataFrame, config=None) -> tuple[list[dict],
                     plan = _json(row[0])
                     out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
                                text=plan_mod.text(plan))
+            except NoAnswerError:  # the server froze: no plan to record, the report fails in one line
+                raise
             except Exception as exc:  # psycopg.Error: a statement the monitoring role cannot plan
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:
@@ -520,6 +522,8 @@ def hypopg_costs(target, advice: pd.DataFrame, config=None) -> tuple[pd.DataFram
                     raw.execute(f"SELECT {MARKER} indexrelid FROM hypopg_create_index(%s)", (create,))
                     out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
                     raw.execute(f"SELECT {MARKER} hypopg_reset()")
+            except NoAnswerError:  # the server froze: no plan to record, the report fails in one line
+                raise
             except Exception as exc:
                 out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             finally:

@@ -7,6 +7,8 @@ Every connection vhdiag opens to a monitored database:
   ``lock_timeout`` (100 ms), so a diagnosis never queues behind an ACCESS EXCLUSIVE lock;
 - says who it is with ``application_name=vhdiag`` (visible in pg_stat_activity);
 - gives up connecting after ``connect_timeout`` (5 s);
+- gives up waiting for any answer after ``statement_timeout`` + 2 s, on the client side, so a
+  frozen server fails a query with one line instead of hanging vhdiag (vhdiag/bounded.py);
 - marks every statement it writes with ``/* vhdiag */`` (vhdiag/marker.py), and sends none of
   the statements SQLAlchemy's dialect would send on a first connection (``select
   pg_catalog.version()``, ``show standard_conforming_strings``, the hstore type lookup): what a
@@ -30,8 +32,9 @@ from sqlalchemy.dialects import registry as dialect_registry
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.pool import QueuePool
 
+from . import bounded
 from . import dsn as dsn_mod
-from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError, first_line
+from .errors import CapabilityError, ConfigError, ConnectError, NoAnswerError, VhdiagError, first_line
 from .marker import MARKER
 
 log = logging.getLogger("vhdiag")
@@ -169,23 +172,35 @@ class Target:
                                        pool_size=2, max_overflow=2, pool_reset_on_return="rollback",
                                        use_native_hstore=False)
         sa.event.listen(self.engine, "begin", self._bound_transaction)
+        sa.event.listen(self.engine, "handle_error", _drop_unanswered)
+        sa.event.listen(self.engine, "checkout", _no_closed_connection)
         self.capabilities = self._probe()
 
     # -- connections ----------------------------------------------------------------------
     def _open(self) -> psycopg.Connection:
+        # Keepalives for a dead host or network, unless the DSN sets its own.
+        tcp = {key: value for key, value in bounded.tcp_options(self.statement_timeout_ms).items()
+               if key not in self._dsn.params}
         try:
-            conn = psycopg.connect(self._dsn.conninfo, application_name=self.application_name,
-                                   connect_timeout=self.connect_timeout_s)
+            conn = bounded.BoundedConnection.connect(
+                self._dsn.conninfo, application_name=self.application_name,
+                connect_timeout=self.connect_timeout_s, **tcp)
         except psycopg.OperationalError as exc:
             raise _connect_error(exc, self._dsn) from None
-        # Session settings first, outside a transaction (no BEGIN/COMMIT to count), then every
-        # later transaction starts as BEGIN READ ONLY (psycopg's read_only attribute).
-        conn.autocommit = True
-        conn.execute(SESSION_SETUP_SQL, (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"))
-        conn.autocommit = False
-        conn.read_only = True
         # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
         self.display = _live_display(conn)
+        # From here on, no wait for the server outlasts statement_timeout + grace.
+        conn.bound(self.statement_timeout_ms, self.display.removeprefix(f"{conn.info.user}@"))
+        try:
+            # Session settings first, outside a transaction (no BEGIN/COMMIT to count), then every
+            # later transaction starts as BEGIN READ ONLY (psycopg's read_only attribute).
+            conn.autocommit = True
+            conn.execute(SESSION_SETUP_SQL, (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"))
+            conn.autocommit = False
+        except NoAnswerError:
+            conn.close()
+            raise
+        conn.read_only = True
         return conn
 
     def _bound_transaction(self, conn) -> None:
@@ -275,6 +290,20 @@ def connect(target: str | None = None, **options: Any) -> Target:
     if isinstance(target, Target):
         return target
     return Target(dsn_mod.resolve(target), **options)
+
+
+def _drop_unanswered(ctx) -> None:
+    """A connection vhdiag gave up on is gone: SQLAlchemy must discard it (and the pool's other
+    connections to that server) instead of rolling it back and pooling it again."""
+    if isinstance(ctx.original_exception, NoAnswerError):
+        ctx.is_disconnect = True
+
+
+def _no_closed_connection(dbapi_conn, _record, _proxy) -> None:
+    """A pooled connection found closed (given up on while used raw, as the report's EXPLAINs
+    do, so handle_error never saw it) is replaced by a new one: SQLAlchemy's DisconnectionError."""
+    if dbapi_conn.closed:
+        raise sa.exc.DisconnectionError("connection closed")
 
 
 def _at_least_one(name: str, value: Any, why: str, fix: str) -> int:
