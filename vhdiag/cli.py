@@ -1,7 +1,9 @@
 """`vhdiag ...`: thin commands over the library. Each opens, calls one function, prints.
 
 Library errors become one ``Error: ...`` line on stderr and exit status 1; a bad command
-line exits 2 (argparse). Never a traceback for an expected failure.
+line exits 2 (argparse). Never a traceback for an expected failure. Lines are printed with
+``display.echo`` and frames with ``display.render``: control characters from the server are shown
+escaped (``\\x1b``), never sent to the terminal.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 import warnings
 
 from . import __version__
+from .display import TerminalFormatter, echo, terminal_safe
 from .errors import VhdiagError, VhdiagWarning, first_line
 from .files import private_umask
 
@@ -33,8 +36,15 @@ def _dsn_argument(parser: argparse.ArgumentParser) -> None:
                         help="statement_timeout for every query (default 5000)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes what was typed ("unrecognized arguments: ..."): shown, never obeyed."""
+
+    def _print_message(self, message, file=None):
+        super()._print_message(terminal_safe(message, keep="\n") if message else message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vhdiag", description="PostgreSQL operations diagnostics: frames, history and reports.",
         epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vhdiag {__version__}")
@@ -210,8 +220,9 @@ HISTORY_VIEWS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
-                        format="vhdiag: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalFormatter("vhdiag: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, handlers=[handler])
     if not args.command:
         parser.print_help()
         return 2
@@ -223,15 +234,15 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return COMMANDS[args.command](args)
     except VhdiagError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        echo(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
+        echo("Error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a query failed on the server: one line, no traceback
         import sqlalchemy as sa
         if isinstance(exc, sa.exc.DBAPIError):
-            print(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
+            echo(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
             return 1
         raise
 
@@ -240,7 +251,7 @@ def _one_line_warnings(show_other):
     """vhdiag's own warnings as one ``Warning: ...`` line, like its errors; others as before."""
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, VhdiagWarning):
-            print(f"Warning: {message}", file=sys.stderr)
+            echo(f"Warning: {message}", file=sys.stderr)
         else:
             show_other(message, category, filename, lineno, file, line)
     return show
@@ -272,23 +283,24 @@ def cmd_show(args) -> int:
             raise VhdiagError(f"unknown column {unknown[0]!r} for {args.name}: choose from {', '.join(frame.columns)}")
     _print_frame(frame, args.format, args.limit, columns, "--limit N for more, --format csv for all")
     for message in notices:
-        print(f"Note: {message}", file=sys.stderr)
+        echo(f"Note: {message}", file=sys.stderr)
     return 0
 
 
 def cmd_doctor(args) -> int:
     with _connect(args) as target:
         caps = target.capabilities
-        print(f"Target: {target.display} as {caps.user}")
-        print(caps.server_version)
+        echo(f"Target: {target.display} as {caps.user}")
+        echo(caps.server_version)
         result = target.doctor()
     for row in result.itertuples(index=False):
         mark = {"ok": "ok  ", "warn": "WARN", "missing": "MISS"}[row.status]
-        print(f"[{mark}] {row.check}: {row.detail}")
+        echo(f"[{mark}] {row.check}: {row.detail}")
         if row.fix:
-            print(f"       fix: {row.fix}")
+            echo(f"       fix: {row.fix}")
     problems = (result.status == "missing").sum()
-    print(f"\n{len(result)} checks, {problems} missing, {(result.status == 'warn').sum()} warnings")
+    echo()
+    echo(f"{len(result)} checks, {problems} missing, {(result.status == 'warn').sum()} warnings")
     return 0
 
 
@@ -306,13 +318,13 @@ def cmd_snapshot(args) -> int:
         summary = history.snapshot(target, args.target_name)
         pruned = None if args.no_prune else history.auto_prune()
     events = ",".join(summary["events"]) or "none"
-    print(f"snapshot {summary['snapshot_id']} of {summary['target']} at {summary['ts']:%Y-%m-%d %H:%M:%S} UTC: "
-          f"{summary['statements_changed']} statements changed, events: {events}, "
-          f"written in {summary['write_ms']:.0f} ms to {history.display}")
+    echo(f"snapshot {summary['snapshot_id']} of {summary['target']} at {summary['ts']:%Y-%m-%d %H:%M:%S} UTC: "
+         f"{summary['statements_changed']} statements changed, events: {events}, "
+         f"written in {summary['write_ms']:.0f} ms to {history.display}")
     for note in summary["notes"]:
-        print(f"Note: {note}", file=sys.stderr)
+        echo(f"Note: {note}", file=sys.stderr)
     if pruned:
-        print(f"pruned: {pruned}")
+        echo(f"pruned: {pruned}")
     return 0
 
 
@@ -320,7 +332,7 @@ def cmd_prune(args) -> int:
     from .history import History
     with History(args.history) as history:
         result = history.prune(raw_days=args.raw_days, rollup_days=args.rollup_days, keep_top=args.keep_top)
-    print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+    echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
     return 0
 
 
@@ -353,7 +365,7 @@ def _print_frame(frame, fmt: str, limit: int | None, columns: list[str] | None, 
         frame = frame.head(limit)
     sys.stdout.write(render(frame, fmt, columns))
     if fmt == "table" and total > len(frame):
-        print(f"({len(frame)} of {total} rows; {more})", file=sys.stderr)
+        echo(f"({len(frame)} of {total} rows; {more})", file=sys.stderr)
 
 
 def cmd_metrics(args) -> int:
@@ -368,8 +380,8 @@ def cmd_metrics(args) -> int:
         from .history.metrics import import_metrics
         frame = cli_load(args.file, args.since, args.until, args.step, args.query, args.config)
         count = import_metrics(args.history, frame, args.target_name)
-        print(f"imported {count} points of {frame['metric'].nunique()} metrics for {args.target_name} "
-              f"into {History(args.history).display}")
+        echo(f"imported {count} points of {frame['metric'].nunique()} metrics for {args.target_name} "
+             f"into {History(args.history).display}")
         return 0
     frame = cli_load(args.source, args.since, args.until, args.step, args.query, args.config, args.target_name)
     if args.breaches:
@@ -389,9 +401,9 @@ def cmd_report(args) -> int:
                         statement_timeout_ms=args.statement_timeout_ms, progress=not args.quiet)
     counts = {s: sum(f.get("severity") == s for f in report.findings) for s in ("critical", "warning", "info")}
     found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
-    print(f"report {report.name} for {report.period}: {report.html}")
-    print(f"findings: {found} ({report.summary}); executed notebook: {report.notebook}; "
-          f"{report.duration_s:.1f} s")
+    echo(f"report {report.name} for {report.period}: {report.html}")
+    echo(f"findings: {found} ({report.summary}); executed notebook: {report.notebook}; "
+         f"{report.duration_s:.1f} s")
     return 0
 
 

@@ -146,11 +146,12 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     import pandas as pd
 
     import vhdiag
-    from .display import render
+    from .display import render, terminal_safe
     from .history import History
 
     def say(text=""):
-        print(text, file=out, flush=True)
+        # The lines are vhdiag's; what is in them (names, query text, findings) is the server's.
+        print(terminal_safe(text, keep="\n"), file=out, flush=True)
 
     started = time.perf_counter()
     server = start_server(Path(data_dir) if data_dir else None)
@@ -194,7 +195,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
                             since=workload_started - pd.Timedelta(seconds=1), until=pd.Timestamp.now(tz="UTC"),
                             out=reports_dir, progress=False)
         for finding in result.findings:
-            say(f"  [{finding['severity']}] {finding['title']}")
+            say(f"  [{finding['severity']}] {terminal_safe(finding['title'])}")
         say(f"  HTML: {result.html}\n  findings: {result.summary}")
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
