@@ -11,6 +11,7 @@ import sys
 
 from . import __version__
 from .errors import VhdiagError, first_line
+from .redact import redact_message
 
 # What `show` can print: the Target method behind each name, and the columns the table
 # format shows by default (csv and json always carry every column).
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a query failed on the server: one line, no traceback
         import sqlalchemy as sa
         if isinstance(exc, sa.exc.DBAPIError):
-            print(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
+            print(f"Error: query failed: {redact_message(first_line(exc))}", file=sys.stderr)
             return 1
         raise
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import dsn as dsn_mod
 from .errors import ConfigError, VhdiagError
+from .redact import redact_message
 from .timeparse import parse_duration, parse_time
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
@@ -225,11 +226,11 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
                                        request_save_on_cell_execute=True, cwd=str(path.parent),
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except papermill.PapermillExecutionError as exc:
-            evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+            evalue = redact_message((str(exc.evalue).strip().splitlines() or [""])[0])
             raise VhdiagError(f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {evalue}; "
                               f"partial notebook kept at {executed}") from None
         except Exception as exc:  # the kernel died or did not start
-            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            text = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise VhdiagError(f"notebook {name} failed: {type(exc).__name__}: {text}; "
                               f"partial notebook kept at {executed}") from None
     wall = time.perf_counter() - started
@@ -442,7 +443,7 @@ def generic_plans(target, frame: pd.DataFrame) -> tuple[list[dict], str]:
                 out.update(plan=plan, shape=plan_mod.shape(plan), cost=plan_mod.total_cost(plan),
                            text=plan_mod.text(plan))
             except Exception as exc:  # psycopg.Error: a statement the monitoring role cannot plan
-                out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                out["error"] = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             finally:
                 raw.rollback()
             records.append(out)
@@ -475,7 +476,7 @@ def hypopg_costs(target, advice: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                 out["cost_with"] = plan_mod.total_cost(_json(raw.execute(explain).fetchone()[0]))
                 raw.execute("SELECT /* vhdiag */ hypopg_reset()")
             except Exception as exc:
-                out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                out["error"] = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             finally:
                 raw.rollback()
             rows.append(out)
