@@ -76,7 +76,7 @@ def redact_message(text):
                 word = text[tok.start:tok.end + 1].strip('"').lower()
                 if "password" in word and word not in _NOT_SECRET:
                     after.add(tok.end + 1)
-        return _scrub_conninfo(_rewrite(text, tokens, set(), after, []))
+        return _scrub_conninfo(_rewrite(text, tokens, {}, after, []))
     except Exception:
         text = _scrub_conninfo(text)
         at = text.lower().find("password")
@@ -103,21 +103,23 @@ def _escapes(text: str, low: str) -> bool:
 
 def _secrets(text: str, stmts):
     """Where the secrets of parsed statements are, as character offsets (pglast's, as its
-    scanner's): literals starting exactly at ``exact``; the first literal among the next few
-    tokens after each of ``after`` (an option's name, where pglast gives no ``arg_location``);
-    every literal inside each of ``ranges`` (a ``SET`` of a password setting)."""
+    scanner's): ``exact`` maps an option's ``arg_location`` (pglast 8) to where its name starts;
+    ``after`` holds names whose literal is the first among the next few tokens (older pglast, or
+    an ``arg_location`` that is not a literal's start); ``ranges`` are statements whose every
+    literal is secret (a ``SET`` of a password setting)."""
     from pglast import ast
-    exact, after, ranges = set(), set(), []
+    exact, after, ranges = {}, set(), []
     for raw in stmts:
         for node in _walk(raw.stmt):
             if isinstance(node, ast.DefElem):
                 name = (node.defname or "").lower()
                 if "password" in name and name not in _NOT_SECRET:
                     loc = getattr(node, "arg_location", None)
+                    name_at = node.location if isinstance(node.location, int) and node.location >= 0 else None
                     if isinstance(loc, int) and loc >= 0:
-                        exact.add(loc)
-                    elif isinstance(node.location, int) and node.location >= 0:
-                        after.add(node.location)
+                        exact[loc] = name_at
+                    elif name_at is not None:
+                        after.add(name_at)
             elif isinstance(node, ast.VariableSetStmt):
                 name = (node.name or "").lower()
                 if "password" in name and name not in _NOT_SECRET:
@@ -150,9 +152,12 @@ def _rewrite(text: str, tokens, exact, after, ranges) -> str:
     significant = [t for t in tokens if t.name not in _COMMENTS]
     sig_starts = [t.start for t in significant]
     replace: dict[tuple[int, int], str] = {}
-    for start in exact:
+    after = set(after)
+    for start, name_at in exact.items():
         if start in by_start:
             replace[by_start[start]] = REDACTED
+        elif name_at is not None:
+            after.add(name_at)
     for start in after:
         i = bisect.bisect_left(sig_starts, start)
         for tok in significant[i:i + 4]:
