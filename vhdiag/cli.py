@@ -16,6 +16,7 @@ from . import __version__
 from .display import TerminalFormatter, echo, terminal_safe
 from .errors import VhdiagError, VhdiagWarning, first_line
 from .files import private_umask
+from .redact import redact_message
 
 EPILOG_MAIN = """\
 The database is given by --dsn: a DSN (postgresql://user@host:5432/db or 'host=... dbname=...'),
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a query failed on the server: one line, no traceback
         import sqlalchemy as sa
         if isinstance(exc, sa.exc.DBAPIError):
-            echo(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
+            echo(f"Error: query failed: {redact_message(first_line(exc))}", file=sys.stderr)
             return 1
         raise
 

@@ -34,6 +34,7 @@ from .config import load_config, resolve_config
 from .errors import ConfigError, NoAnswerError, VhdiagError
 from .marker import MARKER
 from .timeparse import check_window, parse_duration, parse_time
+from .redact import redact_message
 
 NOTEBOOKS_ENV = "VHDIAG_NOTEBOOKS"
 DSN_ENV = "VHDIAG_REPORT_DSN"
@@ -232,11 +233,11 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
                                        request_save_on_cell_execute=True, cwd=str(path.parent),
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except papermill.PapermillExecutionError as exc:
-            evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+            evalue = redact_message((str(exc.evalue).strip().splitlines() or [""])[0])
             raise VhdiagError(f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {evalue}; "
                               f"partial notebook kept at {executed}") from None
         except Exception as exc:  # the kernel died or did not start
-            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            text = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise VhdiagError(f"notebook {name} failed: {type(exc).__name__}: {text}; "
                               f"partial notebook kept at {executed}") from None
     wall = time.perf_counter() - started
@@ -479,7 +480,7 @@ def generic_plans(target, frame: pd.DataFrame, config=None) -> tuple[list[dict],
             except NoAnswerError:  # the server froze: no plan to record, the report fails in one line
                 raise
             except Exception as exc:  # psycopg.Error: a statement the monitoring role cannot plan
-                out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                out["error"] = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             finally:
                 conn.rollback()
             records.append(out)
@@ -525,7 +526,7 @@ def hypopg_costs(target, advice: pd.DataFrame, config=None) -> tuple[pd.DataFram
             except NoAnswerError:  # the server froze: no plan to record, the report fails in one line
                 raise
             except Exception as exc:
-                out["error"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                out["error"] = redact_message((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             finally:
                 conn.rollback()
             rows.append(out)

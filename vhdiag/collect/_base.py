@@ -12,6 +12,8 @@ import psycopg
 import sqlalchemy as sa
 
 from ..marker import MARKER
+# Passwords out of statement text, by parsing (vhdiag/redact.py); re-exported for the collectors.
+from ..redact import REDACTED, redact_secrets  # noqa: F401
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -123,20 +125,3 @@ def role_ident(t) -> str:
     """The connected role as an SQL identifier for a GRANT to copy, quoted by the server
     (quote_ident knows the reserved words) only where it must be."""
     return str(t.query(f"SELECT {MARKER} quote_ident(current_user) AS r").iloc[0, 0])
-
-
-# Secrets in statement text. pg_stat_statements keeps utility statements word for word
-# (CREATE ROLE ... PASSWORD 'x', CREATE USER MAPPING ... OPTIONS (password 'x'), dblink
-# connection strings), and pg_stat_activity shows them while they run: vhdiag must not print,
-# report or store them. Both the SQL form (PASSWORD 'x') and the conninfo form (password=x).
-_SQL_PASSWORD = re.compile(r"(?i)\b((?:encrypted\s+)?password\s*)'(?:[^']|'')*'")
-_CONNINFO_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s')]+)")
-REDACTED = "'***'"
-
-
-def redact_secrets(text):
-    """The statement text with password literals replaced by '***' (None and NA pass through)."""
-    if not isinstance(text, str) or "assword" not in text and "ASSWORD" not in text:
-        return text
-    text = _SQL_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
-    return _CONNINFO_PASSWORD.sub(lambda m: m.group(1) + "***", text)

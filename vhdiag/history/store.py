@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
+from ..redact import redact_secrets
 from ..timeparse import parse_time, parse_window
 from . import guard
 from . import schema as S
@@ -374,6 +375,7 @@ class History:
             for r in rows:
                 r["target_id"] = target_id
                 r["first_seen"] = ts.to_pydatetime()
+                r["query"] = redact_secrets(r["query"])  # whatever frame a caller passes
             result = conn.execute(S.statements.insert().returning(S.statements.c.id, sort_by_parameter_order=True), rows)
             for i, (sid,) in zip(new, result):
                 known[keys[i]] = sid
