@@ -54,7 +54,8 @@ def is_own(query, user=None, monitoring_user=None) -> bool:
         return False
     if MARKER in query:
         return True
-    return monitoring_user is not None and user == monitoring_user and is_session_statement(query)
+    # user is NA for a statement of a role dropped since: never the monitoring role.
+    return isinstance(user, str) and user == monitoring_user and is_session_statement(query)
 
 
 _EXPLAINABLE = ("select", "with", "insert", "update", "delete", "merge", "values", "table")

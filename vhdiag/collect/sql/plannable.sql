@@ -8,7 +8,7 @@
 -- an unqualified name to any of them), and whether it writes (then column defaults count).
 -- plannable.py runs it with search_path = pg_catalog (plannable_search_path.sql), so every
 -- function and operator here is a built-in one; types are exact besides (name = name).
-WITH RECURSIVE rels (oid, root) AS (
+WITH /* vhdiag */ RECURSIVE rels (oid, root) AS (
     SELECT c.oid, c.oid
     FROM pg_class AS c
     WHERE c.relname = ANY (CAST(:relations AS name[]))
