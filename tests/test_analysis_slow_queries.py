@@ -31,26 +31,26 @@ def frame(*rows) -> pd.DataFrame:
     return sq.prepare(pd.DataFrame(out))
 
 
-def test_fingerprints_match_what_pgss_keeps_on_every_version():
-    # PostgreSQL 15 keeps the leading comment, 18 drops it; both replace literals with $n.
+def test_own_statements_are_marked_not_guessed():
+    # PostgreSQL 15 keeps a leading comment, 18 drops it; the marker after the first keyword stays.
     pg15 = COLLECTED.replace("{pgss}", '"public"')
-    pg18 = 'SELECT i.dealloc,\n       i.stats_reset\nFROM "public".pg_stat_statements_info AS i'
+    pg18 = 'SELECT /* vhdiag */ i.dealloc,\n       i.stats_reset\nFROM "public".pg_stat_statements_info AS i'
     assert Q.is_own(pg15) and Q.is_own(pg18)
-    capabilities = ("SELECT current_setting($1)::int AS server_version_num,\n       version() AS server_version,"
-                    "\n       current_user AS \"user\"")
-    assert not Q.is_own(capabilities)  # a prefix is not the statement
-    setup = "SELECT set_config($3, $4, $5), set_config($6, $1, $7), set_config($8, $2, $9)"
-    assert Q.is_own(setup)
-    assert Q.fingerprint("SELECT a FROM t WHERE x IN ($1 /*, ... */)") == Q.fingerprint(
-        "SELECT a FROM t WHERE x IN ('a', 'b', 'c')")
+    # The same text without the marker is an application's, whoever runs it.
+    assert not Q.is_own(pg18.replace(" /* vhdiag */", ""), "monitor", "monitor")
+    assert not Q.is_own("SELECT count(*) FROM pg_stat_activity", "monitor", "monitor")
+    assert Q.is_own("SELECT /* vhdiag */ set_config($3, $4, $5), set_config($6, $1, $7)")
+    assert Q.is_own("EXPLAIN /* vhdiag */ (GENERIC_PLAN, VERBOSE, FORMAT JSON) SELECT 1", "app", "monitor")
 
 
 def test_session_statements_are_own_only_for_the_monitoring_role():
-    assert Q.is_own("BEGIN READ ONLY", "monitor", "monitor")
-    assert not Q.is_own("BEGIN READ ONLY", "app", "monitor")
-    assert not Q.is_own("ROLLBACK", "app", "monitor")
-    assert Q.is_own("EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) /* vhdiag */ SELECT 1", "app", "monitor")
+    for text in ("BEGIN READ ONLY", "ROLLBACK", "COMMIT", "SAVEPOINT $1", 'RELEASE "_pg3_1"',
+                 "select pg_catalog.version()", "show  transaction isolation level"):
+        assert Q.is_own(text, "monitor", "monitor"), text
+        assert not Q.is_own(text, "app", "monitor"), text
+        assert not Q.is_own(text), text
     assert not Q.is_own("SELECT count(*) FROM orders WHERE customer_id = $1", "monitor", "monitor")
+    assert not Q.is_own("BEGINNING_TABLE", "monitor", "monitor") and not Q.is_own(None, "monitor", "monitor")
 
 
 def test_exclude_own_and_roles():

@@ -3,9 +3,9 @@ server version: notebooks and the history store are written against one shape.""
 import pytest
 
 import vhdiag
-from vhdiag import cli
+from vhdiag.collect import registry
 
-FRAMES = [method for method, _ in cli.FRAMES.values()]
+FRAMES = [entry.method for entry in registry.collectors()]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from vhdiag.errors import ConfigError, VhdiagError
 from vhdiag.metrics import load_metrics
 from vhdiag.metrics.frame import COLUMNS
+from vhdiag.metrics.names import MetricNameWarning
 
 EXPECTED = ("expected a time column (ts, timestamp or time) and either metric,value[,labels] columns "
             "(long format) or one column per metric (wide format)")
@@ -51,7 +52,8 @@ def test_wide_csv_with_naive_times_is_utc_and_column_names_map_to_runbook_ids(tm
         "Timestamp,CPU %,Memory Usage (%),Error Rate,Response Time (s),DB Connections,Memory Usage (GB)\n"
         "2026-11-29 12:00:00,42.5,61,0.5,0.25,17,3.5\n"
         "2026-11-29 12:01:00,80,,1.5,1.5,21,3.75\n"))
-    got = load_metrics(path)
+    with pytest.warns(MetricNameWarning, match=r"column 'Memory Usage \(GB\)' maps to no metric vhdiag knows"):
+        got = load_metrics(path)
     assert rows(got) == [
         (*ts("2026-11-29T12:00:00Z"), "Memory Usage (GB)", 3.5, "{}"),      # another unit: kept as written
         (*ts("2026-11-29T12:01:00Z"), "Memory Usage (GB)", 3.75, "{}"),

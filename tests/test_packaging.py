@@ -4,6 +4,7 @@ import tomllib
 from pathlib import Path
 
 from vhdiag import cli
+from vhdiag.collect import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,5 +56,5 @@ def test_every_command_and_frame_is_documented():
     readme = (ROOT / "README.md").read_text()
     for command in cli.COMMANDS:
         assert f"vhdiag {command}" in readme, command
-    for frame in cli.FRAMES:
+    for frame in registry.names():
         assert f"`{frame}`" in readme, frame

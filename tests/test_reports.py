@@ -41,6 +41,8 @@ SLOW = "SELECT pg_sleep($1)"
 JITTER = "SELECT sku FROM rpt_items WHERE id = $1"
 XSS = "SELECT $1::int AS probe /* <script>alert(1)</script> */"
 INDEX_SQL = "CREATE INDEX CONCURRENTLY ON public.rpt_orders (customer_id);"
+# A password set in the window, in the dollar-quoted form: no file of the report may hold it.
+ROLE_SECRET = "Report-Window-Secret-" + __import__("secrets").token_hex(4)
 
 SETUP = f"""
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
@@ -104,6 +106,8 @@ def shop(pg, servers, tmp_path_factory):
     _period(server, regress_s=0.001, pk_calls=300)
     s.snapshot("B")
     _period(server, regress_s=0.06, pk_calls=1500, xss=True)
+    with server.admin(DB) as conn:
+        conn.execute(f"ALTER ROLE {APP} PASSWORD $$" + ROLE_SECRET + "$$")
     s.snapshot("C")
     # A literal DSN with the superuser's password: the runner must never let it reach a file.
     s.first = reports.run_report("slow_queries", target=server.dsn(DB), history=s.history, target_name="shop",
@@ -201,6 +205,8 @@ def test_no_password_in_any_output(shop):
     assert len(files) >= 6
     for path in files:
         assert password.encode() not in path.read_bytes(), path
+    for path in files + [p for p in shop.root.iterdir() if p.name.startswith("history.sqlite")]:
+        assert ROLE_SECRET.encode() not in path.read_bytes(), path
     nb = json.loads(shop.first.notebook.read_text())
     params = nb["metadata"]["papermill"]["parameters"]
     assert params["target"] == "env:VHDIAG_REPORT_DSN"

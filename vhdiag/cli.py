@@ -1,39 +1,22 @@
 """`vhdiag ...`: thin commands over the library. Each opens, calls one function, prints.
 
 Library errors become one ``Error: ...`` line on stderr and exit status 1; a bad command
-line exits 2 (argparse). Never a traceback for an expected failure.
+line exits 2 (argparse). Never a traceback for an expected failure. Lines are printed with
+``display.echo`` and frames with ``display.render``: control characters from the server are shown
+escaped (``\\x1b``), never sent to the terminal.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import warnings
 
 from . import __version__
-from .errors import VhdiagError, first_line
-
-# What `show` can print: the Target method behind each name, and the columns the table
-# format shows by default (csv and json always carry every column).
-FRAMES = {
-    "statements": ("statements", ["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms",
-                                  "rows", "shared_blks_read", "query"]),
-    "statements-info": ("statements_info", None),
-    "tables": ("tables", ["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
-                          "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"]),
-    "indexes": ("indexes", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of", "valid"]),
-    "activity": ("activity", ["pid", "database", "user", "application", "state", "state_duration_s",
-                              "waiting", "blocked_by", "query"]),
-    "connections": ("connections", None),
-    "database": ("database", ["database", "size_bytes", "numbackends", "xact_commit", "xact_rollback",
-                              "cache_hit_pct", "deadlocks", "temp_bytes", "conflicts", "stats_reset"]),
-    "maintenance": ("maintenance", ["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuum",
-                                    "last_autovacuum", "last_analyze", "last_autoanalyze", "xid_age",
-                                    "needs_vacuum"]),
-    "wraparound": ("wraparound", None),
-    "sequences": ("sequences", None),
-    "backups": ("backups", None),
-    "replication": ("replication", None),
-}
+from .display import TerminalFormatter, echo, terminal_safe
+from .errors import VhdiagError, VhdiagWarning, first_line
+from .files import private_umask
+from .redact import redact_message
 
 EPILOG_MAIN = """\
 The database is given by --dsn: a DSN (postgresql://user@host:5432/db or 'host=... dbname=...'),
@@ -54,26 +37,39 @@ def _dsn_argument(parser: argparse.ArgumentParser) -> None:
                         help="statement_timeout for every query (default 5000)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes what was typed ("unrecognized arguments: ..."): shown, never obeyed."""
+
+    def _print_message(self, message, file=None):
+        super()._print_message(terminal_safe(message, keep="\n") if message else message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vhdiag", description="PostgreSQL operations diagnostics: frames, history and reports.",
         epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vhdiag {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what vhdiag does to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    # What `show` can print: every collector of the registry (vhdiag/collect/registry.py).
+    from .collect import registry
+    frames = registry.collectors()
+    width = max(len(e.name) for e in frames)
     show = sub.add_parser(
         "show", help="print one diagnostic frame", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Print one of the frames the library returns, for the terminal or for scripts.",
-        epilog="Frames: " + ", ".join(FRAMES) + "\n\nExample:\n"
+        epilog="Frames:\n" + "".join(f"  {e.name:<{width}}  {e.description}"
+                                      + (f" ({e.requirement()})" if e.min_server or e.min_pgss else "") + "\n"
+                                      for e in frames) + "\nExample:\n"
                "  vhdiag show statements --dsn env:DATABASE_URL --limit 10\n"
                "  vhdiag show tables --format csv > tables.csv\n")
-    show.add_argument("name", choices=list(FRAMES), metavar="NAME", help="which frame: " + ", ".join(FRAMES))
+    show.add_argument("name", choices=[e.name for e in frames], metavar="NAME", help="which frame (see Frames below)")
     _dsn_argument(show)
     show.add_argument("--format", choices=["table", "csv", "json"], default="table",
                       help="table (default, for people), csv or json (every column, for scripts)")
     show.add_argument("--limit", type=int, default=None, metavar="N",
-                      help="at most N rows (default: 25 for table, all for csv/json)")
+                      help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
     show.add_argument("--columns", default=None, metavar="A,B,...",
                       help="comma-separated columns to print (default: a readable subset for table)")
 
@@ -145,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--since", default=None, metavar="TIME", help="start: ISO 8601 or a duration back (7d)")
     hist.add_argument("--until", default=None, metavar="TIME", help="end: ISO 8601 or a duration back (default now)")
     hist.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    hist.add_argument("--limit", type=int, default=None, metavar="N")
+    hist.add_argument("--limit", type=int, default=None, metavar="N",
+                      help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
     met = sub.add_parser(
         "metrics", help="metric history from a file, Prometheus or the store; breaches and SLOs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -173,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--period", default=None, metavar="DURATION", help="with --slo: the period up to the newest sample")
     met.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _history_argument(met)
-    met.add_argument("--target-name", metavar="NAME", default=None, help="with 'import': the target the points belong to")
+    met.add_argument("--target-name", metavar="NAME", default=None,
+                     help="with 'import': the target the points belong to; with a history store: only that target")
 
     rep = sub.add_parser(
         "report", help="run a report: HTML without code, the executed notebook, findings as JSON",
@@ -247,25 +245,31 @@ HISTORY_VIEWS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
-                        format="vhdiag: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalFormatter("vhdiag: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, handlers=[handler])
     if not args.command:
         parser.print_help()
         return 2
     try:
-        if getattr(args, "quiet", False):
-            return _quietly(COMMANDS[args.command], args)
-        return COMMANDS[args.command](args)
+        # Statement text is sensitive: whatever vhdiag and the processes it starts (a report's
+        # kernel, nbconvert) create is the owner's alone, 0600 files and 0700 folders.
+        with private_umask(), warnings.catch_warnings():
+            warnings.simplefilter("always", VhdiagWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            if getattr(args, "quiet", False):
+                return _quietly(COMMANDS[args.command], args)
+            return COMMANDS[args.command](args)
     except VhdiagError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        echo(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
+        echo("Error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a query failed on the server: one line, no traceback
         import sqlalchemy as sa
         if isinstance(exc, sa.exc.DBAPIError):
-            print(f"Error: query failed: {first_line(exc)}", file=sys.stderr)
+            echo(f"Error: query failed: {redact_message(first_line(exc))}", file=sys.stderr)
             return 1
         raise
 
@@ -288,15 +292,34 @@ def _quietly(command, args) -> int:
             sys.stderr.write(err.getvalue())
 
 
+def _one_line_warnings(show_other):
+    """vhdiag's own warnings as one ``Warning: ...`` line, like its errors; others as before."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VhdiagWarning):
+            echo(f"Warning: {message}", file=sys.stderr)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+    return show
+
+
+def _check_limit(limit: int | None) -> None:
+    """Before anything runs: ``head(-1)`` would silently drop the last row."""
+    if limit is not None and limit < 0:
+        raise VhdiagError(f"--limit {limit}: give a number of rows, 1 or more (0 for every row)")
+
+
 def _connect(args):
     from .target import connect
     return connect(args.dsn, statement_timeout_ms=args.statement_timeout_ms)
 
 
 def cmd_show(args) -> int:
-    method, default_columns = FRAMES[args.name]
+    _check_limit(args.limit)
+    from .collect import registry
+    entry = registry.get(args.name)
+    default_columns = list(entry.columns) if entry.columns else None
     with _connect(args) as target:
-        frame = getattr(target, method)()
+        frame = getattr(target, entry.method)()
         notices = list(target.notices.values())
     columns = args.columns.split(",") if args.columns else (default_columns if args.format == "table" else None)
     if columns:
@@ -305,23 +328,24 @@ def cmd_show(args) -> int:
             raise VhdiagError(f"unknown column {unknown[0]!r} for {args.name}: choose from {', '.join(frame.columns)}")
     _print_frame(frame, args.format, args.limit, columns, "--limit N for more, --format csv for all")
     for message in notices:
-        print(f"Note: {message}", file=sys.stderr)
+        echo(f"Note: {message}", file=sys.stderr)
     return 0
 
 
 def cmd_doctor(args) -> int:
     with _connect(args) as target:
         caps = target.capabilities
-        print(f"Target: {target.display} as {caps.user}")
-        print(caps.server_version)
+        echo(f"Target: {target.display} as {caps.user}")
+        echo(caps.server_version)
         result = target.doctor()
     for row in result.itertuples(index=False):
         mark = {"ok": "ok  ", "warn": "WARN", "missing": "MISS"}[row.status]
-        print(f"[{mark}] {row.check}: {row.detail}")
+        echo(f"[{mark}] {row.check}: {row.detail}")
         if row.fix:
-            print(f"       fix: {row.fix}")
+            echo(f"       fix: {row.fix}")
     problems = (result.status == "missing").sum()
-    print(f"\n{len(result)} checks, {problems} missing, {(result.status == 'warn').sum()} warnings")
+    echo()
+    echo(f"{len(result)} checks, {problems} missing, {(result.status == 'warn').sum()} warnings")
     return 0
 
 
@@ -343,9 +367,9 @@ def cmd_snapshot(args) -> int:
             f"{summary['statements_changed']} statements changed, events: {events}, "
             f"written in {summary['write_ms']:.0f} ms to {history.display}")
     done = [f"{v} {k.replace('_', ' ')}" for k, v in (pruned or {}).items() if v]
-    print(line + (f"; retention: {', '.join(done)}" if done else ""))
+    echo(line + (f"; retention: {', '.join(done)}" if done else ""))
     for note in summary["notes"]:
-        print(f"Note: {note}", file=sys.stderr)
+        echo(f"Note: {note}", file=sys.stderr)
     return 0
 
 
@@ -353,12 +377,15 @@ def cmd_prune(args) -> int:
     from .history import History
     with History(args.history) as history:
         result = history.prune(raw_days=args.raw_days, rollup_days=args.rollup_days, keep_top=args.keep_top)
-    print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+    echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
     return 0
 
 
 def cmd_history(args) -> int:
     from .history import History
+    from .timeparse import parse_window
+    _check_limit(args.limit)
+    args.since, args.until = parse_window(args.since, args.until, open_start=True)  # before the store opens
     with History(args.history) as history:
         if args.view == "snapshots":
             frame = history.snapshots(args.target_name, since=args.since, until=args.until)
@@ -376,12 +403,14 @@ def _print_frame(frame, fmt: str, limit: int | None, columns: list[str] | None, 
     from .display import render
     if limit is None and fmt == "table":
         limit = 25
+    elif limit == 0:
+        limit = None
     total = len(frame)
     if limit is not None:
         frame = frame.head(limit)
     sys.stdout.write(render(frame, fmt, columns))
     if fmt == "table" and total > len(frame):
-        print(f"({len(frame)} of {total} rows; {more})", file=sys.stderr)
+        echo(f"({len(frame)} of {total} rows; {more})", file=sys.stderr)
 
 
 def cmd_metrics(args) -> int:
@@ -396,10 +425,10 @@ def cmd_metrics(args) -> int:
         from .history.metrics import import_metrics
         frame = cli_load(args.file, args.since, args.until, args.step, args.query, args.config)
         count = import_metrics(args.history, frame, args.target_name)
-        print(f"imported {count} points of {frame['metric'].nunique()} metrics for {args.target_name} "
-              f"into {History(args.history).display}")
+        echo(f"imported {count} points of {frame['metric'].nunique()} metrics for {args.target_name} "
+             f"into {History(args.history).display}")
         return 0
-    frame = cli_load(args.source, args.since, args.until, args.step, args.query, args.config)
+    frame = cli_load(args.source, args.since, args.until, args.step, args.query, args.config, args.target_name)
     if args.breaches:
         frame = breaches(frame, config=args.config, min_duration=args.min_duration)
     elif args.slo:
@@ -412,11 +441,11 @@ def cmd_report(args) -> int:
     from .reports import registry, run_report
     if args.list:
         for spec in registry.reports().values():
-            print(f"{spec.name}: {spec.title} ({spec.description})")
+            echo(f"{spec.name}: {spec.title} ({spec.description})")
             for p in spec.params:
                 if not p.internal:
                     default = f"setting {p.setting}" if p.setting else repr(p.default)
-                    print(f"  -p {p.name}=<{p.type.__name__}>  {p.help} (default: {default})")
+                    echo(f"  -p {p.name}=<{p.type.__name__}>  {p.help} (default: {default})")
         return 0
     if not args.name:
         raise VhdiagError("name a report (vhdiag report --list shows them), e.g. vhdiag report slow_queries")
@@ -428,9 +457,9 @@ def cmd_report(args) -> int:
                         statement_timeout_ms=args.statement_timeout_ms, progress=False if args.quiet else None)
     counts = {s: sum(f.get("severity") == s for f in result.findings) for s in ("critical", "warning", "info")}
     found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
-    print(f"report {result.name} of {result.target} for {result.period}: {result.html}")
-    print(f"findings: {found} ({result.summary}); executed notebook: {result.notebook}; "
-          f"{result.duration_s:.1f} s")
+    echo(f"report {result.name} of {result.target} for {result.period}: {result.html}")
+    echo(f"findings: {found} ({result.summary}); executed notebook: {result.notebook}; "
+         f"{result.duration_s:.1f} s")
     return 0
 
 

@@ -10,16 +10,21 @@ The user file is the first of:
    e.g. ``~/.config/vhdiag/vhdiag.toml`` on Linux),
 
 and none at all is fine. A user file holds only the keys it changes; tables merge key by key.
-It may add a metric to ``[thresholds.*]``, ``[slo.*]`` and ``[prometheus.queries]``, and a
-severity to ``[severities.*]``; every other key must exist in the defaults, with the same type.
-A mistake is a one-line ``ConfigError`` naming the file, the key and the fix.
+It may add a metric to ``[thresholds.*]``, ``[slo.*]`` and ``[prometheus.queries]``, a
+severity to ``[severities.*]`` and a file column name to ``[metrics.names]``; every other key
+must exist in the defaults, with the same type. Numbers must be finite (TOML allows ``nan`` and
+``inf``: ``warning = nan`` would silently remove a level, since no value is above it), and a
+warning threshold must not be above its critical one. A mistake is a one-line ``ConfigError``
+naming the file, the key and the fix.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import json
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,13 +37,16 @@ FILE_NAME = "vhdiag.toml"
 COMPARISONS = ("<", "<=", ">", ">=")
 DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since")}
 
-# Tables a user may add entries to; a new entry must look like the named default entry.
+# Tables a user may add entries to; a new entry must look like the named default entry (a
+# path), or like the example value given.
 OPEN_TABLES = {
     ("thresholds",): ("thresholds", "cpu_pct"),
     ("slo",): ("slo", "cpu_pct"),
     ("severities",): ("severities", "P1"),
-    ("prometheus", "queries"): ("prometheus", "queries", "cpu_pct"),
+    ("prometheus", "queries"): "sum(up)",
+    ("metrics", "names"): "response_time_p95_ms",
 }
+METRIC_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_:]*$")
 
 
 class Config(dict):
@@ -123,7 +131,8 @@ def _merge(base: dict, user: Mapping, path: tuple, source: str, root: dict) -> N
             else:
                 base[key] = value
         elif path in OPEN_TABLES:
-            template = _get(root, OPEN_TABLES[path]) if path != ("prometheus", "queries") else "sum(up)"
+            spec = OPEN_TABLES[path]
+            template = _get(root, spec) if isinstance(spec, tuple) else spec
             _check_type(value, template, here, source)
             if isinstance(template, dict):
                 for missing in (k for k in template if k not in value):
@@ -144,7 +153,11 @@ def _check_type(value, default, here: tuple, source: str) -> None:
         "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
         "a whole number": isinstance(value, int) and not isinstance(value, bool),
         "a string": isinstance(value, str),
+        "a boolean": isinstance(value, bool),
     }[kind]
+    if ok and kind == "a number" and not math.isfinite(value):
+        raise ConfigError(f"{source}: {_dotted(here)} = {_toml(value)} is not a finite number: "
+                          f"e.g. {here[-1]} = {_toml(default)}")
     if not ok:
         example = f"[{_dotted(here)}]" if kind == "a table" else f"{here[-1]} = {_toml(default)}"
         raise ConfigError(f"{source}: {_dotted(here)} must be {kind} (e.g. {example}), "
@@ -165,6 +178,10 @@ def _check_values(cfg: dict, source: str) -> None:
         if levels["warning"] > levels["critical"]:
             raise ConfigError(f"{source}: thresholds.{metric}: warning ({levels['warning']}) is above critical "
                               f"({levels['critical']}): make warning <= critical")
+    for name, metric in cfg["metrics"]["names"].items():
+        if not name.strip() or not METRIC_ID.match(metric):
+            raise ConfigError(f"{source}: metrics.names.{json.dumps(name)} = {_toml(metric)} does not map a column "
+                              f"name to a metric id: e.g. \"p95 ms\" = \"response_time_p95_ms\"")
     scaling = cfg["autoscaling"]
     if scaling["min_replicas"] > scaling["max_replicas"]:
         raise ConfigError(f"{source}: autoscaling.min_replicas ({scaling['min_replicas']}) is above max_replicas "

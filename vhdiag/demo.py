@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from .config import load_config
+from .files import DIR_MODE, private_dir
 from .server import LocalServer, embedded_bin_dir
 
 DB = "vendhub"
@@ -96,8 +97,9 @@ def default_data_dir() -> Path:
 
 def start_server(data_dir: Path | None = None) -> LocalServer:
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    # 0o755: as root, the unprivileged server user must enter it (LocalServer says so if it cannot).
-    data_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # It holds the demo's history store. 0o711 as root: the unprivileged server user must pass
+    # through it (LocalServer says so if it cannot), not list it; 0o700 otherwise.
+    private_dir(data_dir, 0o711 if os.geteuid() == 0 else DIR_MODE)
     return LocalServer(embedded_bin_dir(), data_dir / "pg", tcp=False).start()
 
 
@@ -145,11 +147,12 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     import pandas as pd
 
     import vhdiag
-    from .display import render
+    from .display import render, terminal_safe
     from .history import History
 
     def say(text=""):
-        print(text, file=out, flush=True)
+        # The lines are vhdiag's; what is in them (names, query text, findings) is the server's.
+        print(terminal_safe(text, keep="\n"), file=out, flush=True)
 
     started = time.perf_counter()
     server = start_server(Path(data_dir) if data_dir else None)
@@ -194,7 +197,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
                             since=workload_started - pd.Timedelta(seconds=1), until=pd.Timestamp.now(tz="UTC"),
                             out=reports_dir, progress=False)
         for finding in result.findings:
-            say(f"  [{finding['severity']}] {finding['title']}")
+            say(f"  [{finding['severity']}] {terminal_safe(finding['title'])}")
         say(f"  HTML: {result.html}\n  findings: {result.summary}")
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")

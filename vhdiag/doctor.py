@@ -6,14 +6,12 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
+from .collect import registry
 from .errors import VhdiagError, first_line
+from .marker import MARKER
 
 SUPPORTED_MAJORS = range(13, 19)
 COLUMNS = ["check", "status", "detail", "fix"]   # status: ok, warn, missing
-
-# The questions doctor tries for real, so it reports what collection will actually do.
-QUESTIONS = ["statements", "tables", "indexes", "activity", "connections", "database",
-             "maintenance", "wraparound", "sequences", "backups", "replication"]
 
 
 def checks(target) -> pd.DataFrame:
@@ -37,7 +35,7 @@ def checks(target) -> pd.DataFrame:
     add("pg_stat_statements preloaded", caps.pgss_preloaded,
         "listed in shared_preload_libraries" if caps.pgss_preloaded else "not in shared_preload_libraries",
         "shared_preload_libraries = 'pg_stat_statements' in postgresql.conf, then restart the server")
-    default_version = _scalar(target, "SELECT default_version FROM pg_available_extensions "
+    default_version = _scalar(target, f"SELECT {MARKER} default_version FROM pg_available_extensions "
                                       "WHERE name = 'pg_stat_statements'")
     if caps.pgss_version and default_version:
         add("pg_stat_statements up to date", caps.pgss_version == default_version,
@@ -48,25 +46,28 @@ def checks(target) -> pd.DataFrame:
                               "a member of pg_read_all_stats" if caps.reads_all_stats else
                               "neither superuser nor in pg_read_all_stats: others' queries show as hidden"),
         f"GRANT pg_read_all_stats TO {caps.user};")
-    io_timing = _scalar(target, "SELECT current_setting('track_io_timing')")
+    io_timing = _scalar(target, f"SELECT {MARKER} current_setting('track_io_timing')")
     add("track_io_timing", io_timing == "on", f"track_io_timing = {io_timing}",
         "ALTER SYSTEM SET track_io_timing = on; SELECT pg_reload_conf();  -- I/O times stay 0 without it",
         warn=True)
     if caps.pgss_usable:
-        track = _scalar(target, "SELECT current_setting('pg_stat_statements.track', true)")
+        track = _scalar(target, f"SELECT {MARKER} current_setting('pg_stat_statements.track', true)")
         add("pg_stat_statements.track", track in ("top", "all"), f"pg_stat_statements.track = {track}",
             "ALTER SYSTEM SET pg_stat_statements.track = 'top'; SELECT pg_reload_conf();")
 
-    for name in QUESTIONS:
+    # Every registered collector, tried for real, so doctor reports what collection will do.
+    for entry in registry.collectors():
         started = time.perf_counter()
         try:
-            frame = getattr(target, name)()
+            frame = getattr(target, entry.method)()
         except (VhdiagError, sa.exc.DBAPIError) as exc:
             message = str(exc) if isinstance(exc, VhdiagError) else first_line(exc)
-            add(f"collect {name}", False, f"failed: {message}", _fix_from(message))
+            add(f"collect {entry.name}", False, f"failed: {message}", _fix_from(message))
             continue
         ms = (time.perf_counter() - started) * 1000
-        add(f"collect {name}", True, f"{len(frame)} rows in {ms:.0f} ms")
+        unmet = entry.unmet(caps)
+        add(f"collect {entry.name}", unmet is None, f"{len(frame)} rows in {ms:.0f} ms"
+            + (f"; {unmet}" if unmet else ""), "", warn=True)
     for key, message in target.notices.items():
         add(f"degraded: {key}", False, message, _fix_from(message), warn=True)
     return pd.DataFrame(rows, columns=COLUMNS)

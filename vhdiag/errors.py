@@ -18,8 +18,18 @@ class ConnectError(VhdiagError):
     """The monitored database cannot be reached or refuses us."""
 
 
+class NoAnswerError(ConnectError):
+    """The monitored database did not answer within statement_timeout + grace (frozen or
+    overloaded): vhdiag gave up on the connection (vhdiag/bounded.py)."""
+
+
 class CapabilityError(VhdiagError):
     """The server or role lacks something a question needs (extension, preload, grant)."""
+
+
+class VhdiagWarning(UserWarning):
+    """Input vhdiag accepts but that is probably not what the user meant; the CLI prints it as
+    one ``Warning: ...`` line on stderr, a notebook shows it as a warning."""
 
 
 def first_line(exc: BaseException) -> str:

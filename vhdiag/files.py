@@ -17,9 +17,9 @@ DIR_MODE = 0o700
 UMASK = 0o077
 
 
-def private_dir(path) -> Path:
-    """``path`` and its missing parents, created 0700; an existing folder is left as it is
-    (``--out /srv/reports`` may be shared on purpose)."""
+def private_dir(path, mode: int = DIR_MODE) -> Path:
+    """``path`` and its missing parents, created 0700 (or ``mode``); an existing folder is left
+    as it is (``--out /srv/reports`` may be shared on purpose)."""
     path = Path(path)
     missing = []
     probe = path
@@ -28,10 +28,10 @@ def private_dir(path) -> Path:
         if probe.parent == probe:
             break
         probe = probe.parent
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
     for created in missing:  # mkdir's mode is filtered by the umask; say it again
         with contextlib.suppress(OSError):
-            created.chmod(DIR_MODE)
+            created.chmod(mode)
     return path
 
 

@@ -2,17 +2,24 @@
 
 Query text is user data: a statement may carry ``/* <script>...</script> */`` in a comment, and
 pg_stat_statements keeps comments. Everything here that turns text into HTML goes through
-``html.escape``; nothing builds HTML from unescaped text. Numbers become strings with their unit
-only here, at display time (``12.3 ms``, ``1.2 s``, ``45.1 %``, ``1.5 MB``).
+``html.escape``; nothing builds HTML from unescaped text. Control characters are shown as their
+escapes (``\\x1b``), as on the terminal. Every fragment sits in a ``tex2jax_ignore`` element: the
+exported HTML loads MathJax, which would typeset ``$1 ... $2`` of a query as math.
+
+Query text reaches matplotlib only through ``label``, and every figure is drawn plain
+(``_plain``): ``DO $$BEGIN ... END$$`` among the top statements once stopped the whole report,
+because matplotlib read ``$...$`` as mathtext. Numbers become strings with their unit only here,
+at display time (``12.3 ms``, ``1.2 s``, ``45.1 %``, ``1.5 MB``).
 """
 from __future__ import annotations
 
 import html
 import re
+from contextlib import contextmanager
 
 import pandas as pd
 
-from .display import human_bytes
+from .display import human_bytes, terminal_safe
 
 # Column -> header shown; the unit is in each cell.
 HEADERS = {
@@ -54,14 +61,16 @@ class Html:
         self.markup = markup
 
     def _repr_html_(self) -> str:
-        return self.markup
+        # MathJax (loaded by the exported HTML and by Jupyter) skips this class: $...$ stays text.
+        return f'<div class="tex2jax_ignore">{self.markup}</div>' if self.markup else ""
 
     def __repr__(self) -> str:
         return re.sub(r"<[^>]+>", " ", self.markup).strip()[:2000]
 
 
 def esc(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """HTML-escaped text; control characters shown as escapes, newlines and tabs kept (plans, SQL)."""
+    return html.escape(terminal_safe(value, keep="\n\t"), quote=True)
 
 
 def ms(v) -> str:
@@ -173,35 +182,79 @@ def findings_table(findings: list[dict], max_rows: int | None = None) -> Html:
 
 
 # -- figures ----------------------------------------------------------------------------------
-def _plt():
+def label(value, n: int | None = None) -> str:
+    """Text from the server (query text, names) as a chart label: one line, control characters
+    shown (``\\x1b``), at most ``n`` characters (``…`` marks the cut), every ``$`` escaped as ``\\$``.
+
+    Matplotlib reads ``$...$`` as mathtext: ``DO $$BEGIN ... END$$`` raised ValueError and stopped
+    the report, ``$fn$ ... $fn$`` came out in italics. With no unescaped ``$`` nothing is math, so
+    any matplotlib text with the default ``text.parse_math`` draws the label and shows ``\\$`` as
+    ``$``; ``\\``, ``{``, ``}``, ``_`` and ``^`` mean something only inside math. vhdiag's own
+    figures also draw every text plain (``_plain``); this keeps a label safe wherever it goes.
+    """
+    text = re.sub(r"\s+", " ", "" if value is None else str(value)).strip()
+    text = terminal_safe(text.encode("utf-8", "backslashreplace").decode("utf-8"))   # lone surrogates too
+    if n is not None and len(text) > n:
+        text = text[: max(n - 1, 0)] + "…"
+    return text.replace("$", "\\$")
+
+
+def _unescaped(text: str) -> str:
+    """What matplotlib shows for a label when mathtext is on (``\\$`` -> ``$``), for plain texts."""
+    return text.replace("\\$", "$")
+
+
+# Every vhdiag figure is built with these, whatever the user's matplotlibrc says: no LaTeX (it
+# would get query text, and be run), no mathtext in texts or in the number formatters.
+_PLAIN_RC = {"text.usetex": False, "text.parse_math": False, "axes.formatter.use_mathtext": False}
+
+
+@contextmanager
+def _figure():
     import matplotlib
     import matplotlib.pyplot as plt
     matplotlib.rcParams.update({"figure.dpi": 80, "font.size": 9})
-    return plt
+    with matplotlib.rc_context(_PLAIN_RC):
+        yield plt
 
 
-def _short(query, n: int = 48) -> str:
-    text = re.sub(r"\s+", " ", str(query or "")).strip()
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _plain(fig):
+    """Draw every text of ``fig`` as it is: no mathtext, no LaTeX, labels unescaped back.
+
+    Texts made while building already are plain (``_PLAIN_RC``); this covers any made otherwise,
+    and the fixed tick labels, whose formatter sets their text again at each draw (their number is
+    fixed, so matplotlib makes no new tick texts later, which would take parse_math from the
+    rcParams of that moment). Call it before ``tight_layout``, which lays the texts out."""
+    import matplotlib.text
+    from matplotlib.ticker import FixedLocator
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_locator(), FixedLocator):
+                axis.set_ticklabels([_unescaped(t.get_text()) for t in axis.get_majorticklabels()])
+    for text in fig.findobj(matplotlib.text.Text):
+        text.set_usetex(False)
+        text.set_parse_math(False)
+        text.set_text(_unescaped(text.get_text()))
+    return fig
 
 
 def share_bars(top: pd.DataFrame, title: str = "Share of DB time in the window"):
     """Horizontal bars: each top statement's share of total execution time."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(top), 1) + 1.1))
-    labels = [f"{_short(q)}  [{qid}]" for q, qid in zip(top["query"], top["queryid"])]
-    values = [float(v) for v in top["share_pct"].fillna(0)]
-    ax.barh(range(len(top)), values, color="#4c72b0")
-    for i, v in enumerate(values):
-        ax.text(v, i, f" {v:.1f} %", va="center", fontsize=8)
-    ax.set_yticks(range(len(top)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(values + [1]) * 1.15)
-    ax.set_xlabel("share of total execution time in the window (%)")
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    plt.close(fig)  # shown once, by display(fig)
+    with _figure() as plt:
+        fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(top), 1) + 1.1))
+        labels = [f"{label(q, 48)}  [{label(qid)}]" for q, qid in zip(top["query"], top["queryid"])]
+        values = [float(v) for v in top["share_pct"].fillna(0)]
+        ax.barh(range(len(top)), values, color="#4c72b0")
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.1f} %", va="center", fontsize=8)
+        ax.set_yticks(range(len(top)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(values + [1]) * 1.15)
+        ax.set_xlabel("share of total execution time in the window (%)")
+        ax.set_title(label(title, 200))
+        ax.grid(axis="x", alpha=0.3)
+        _plain(fig).tight_layout()
+        plt.close(fig)  # shown once, by display(fig)
     return fig
 
 
@@ -209,42 +262,42 @@ def drilldown(series: dict, since=None, until=None, title: str = "Top queries ov
     """One row per query: calls per snapshot interval (bars spanning the interval) and mean execution
     time (points at the interval's middle), on the window's time axis. Intervals with incomplete
     figures are marked with a red x."""
-    plt = _plt()
     import matplotlib.dates as mdates
-    n = max(len(series), 1)
-    fig, axes = plt.subplots(n, 2, figsize=(11, 2.2 * n + 0.6), squeeze=False)
-    lo = pd.Timestamp(since).tz_convert("UTC").tz_localize(None) if since is not None else None
-    hi = pd.Timestamp(until).tz_convert("UTC").tz_localize(None) if until is not None else None
-    for row, (label, frame) in enumerate(series.items()):
-        calls_ax, mean_ax = axes[row]
-        end = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
-        span = pd.to_timedelta(frame["interval_s"].fillna(0).astype(float), unit="s")
-        begin, mid = end - span, end - span / 2
-        calls_ax.bar(begin, frame["calls"].fillna(0).astype(float), width=(span / pd.Timedelta(days=1)).to_numpy(),
-                     align="edge", color="#4c72b0", edgecolor="white")
-        mean = frame["mean_exec_ms"].astype(float)
-        mean_ax.plot(mid, mean, marker="o", color="#dd8452")
-        bad = ~frame["complete"].astype(bool)
-        if bad.any():
-            mean_ax.plot(mid[bad], mean[bad], "x", color="red", markersize=9, label="incomplete interval")
-            mean_ax.legend(loc="upper left", fontsize=8)
-        mean_ax.set_ylim(bottom=0, top=max(float(mean.max()) * 1.2, 1e-3) if mean.notna().any() else 1)
-        calls_ax.set_ylabel("calls per interval")
-        mean_ax.set_ylabel("mean execution time (ms)")
-        name = _short((queries or {}).get(label, ""), 60)
-        calls_ax.set_title(f"[{label}] {name}: calls", fontsize=8, loc="left")
-        mean_ax.set_title(f"[{label}]: mean time", fontsize=8, loc="left")
-        for ax in (calls_ax, mean_ax):
-            ax.grid(alpha=0.3)
-            if lo is not None and hi is not None:
-                ax.set_xlim(lo, hi)
-            locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-            ax.tick_params(axis="x", labelsize=8)
-            if row == n - 1:
-                ax.set_xlabel("time (UTC)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    plt.close(fig)  # shown once, by display(fig)
-    return fig
+    with _figure() as plt:
+        n = max(len(series), 1)
+        fig, axes = plt.subplots(n, 2, figsize=(11, 2.2 * n + 0.6), squeeze=False)
+        lo = pd.Timestamp(since).tz_convert("UTC").tz_localize(None) if since is not None else None
+        hi = pd.Timestamp(until).tz_convert("UTC").tz_localize(None) if until is not None else None
+        for row, (key, frame) in enumerate(series.items()):
+            calls_ax, mean_ax = axes[row]
+            end = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
+            span = pd.to_timedelta(frame["interval_s"].fillna(0).astype(float), unit="s")
+            begin, mid = end - span, end - span / 2
+            calls_ax.bar(begin, frame["calls"].fillna(0).astype(float), width=(span / pd.Timedelta(days=1)).to_numpy(),
+                         align="edge", color="#4c72b0", edgecolor="white")
+            mean = frame["mean_exec_ms"].astype(float)
+            mean_ax.plot(mid, mean, marker="o", color="#dd8452")
+            bad = ~frame["complete"].astype(bool)
+            if bad.any():
+                mean_ax.plot(mid[bad], mean[bad], "x", color="red", markersize=9, label="incomplete interval")
+                mean_ax.legend(loc="upper left", fontsize=8)
+            mean_ax.set_ylim(bottom=0, top=max(float(mean.max()) * 1.2, 1e-3) if mean.notna().any() else 1)
+            calls_ax.set_ylabel("calls per interval")
+            mean_ax.set_ylabel("mean execution time (ms)")
+            shown, name = label(key, 40), label((queries or {}).get(key, ""), 60)
+            calls_ax.set_title(f"[{shown}] {name}: calls", fontsize=8, loc="left")
+            mean_ax.set_title(f"[{shown}]: mean time", fontsize=8, loc="left")
+            for ax in (calls_ax, mean_ax):
+                ax.grid(alpha=0.3)
+                if lo is not None and hi is not None:
+                    ax.set_xlim(lo, hi)
+                locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+                ax.xaxis.set_major_locator(locator)
+                ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+                ax.tick_params(axis="x", labelsize=8)
+                if row == n - 1:
+                    ax.set_xlabel("time (UTC)")
+        fig.suptitle(label(title, 200))
+        _plain(fig).tight_layout()
+        plt.close(fig)  # shown once, by display(fig)
+        return fig

@@ -6,7 +6,17 @@ Every connection vhdiag opens to a monitored database:
 - bounds every statement with ``statement_timeout`` (5 s) and every lock wait with
   ``lock_timeout`` (100 ms), so a diagnosis never queues behind an ACCESS EXCLUSIVE lock;
 - says who it is with ``application_name=vhdiag`` (visible in pg_stat_activity);
-- gives up connecting after ``connect_timeout`` (5 s).
+- gives up connecting after ``connect_timeout`` (5 s);
+- gives up waiting for any answer after ``statement_timeout`` + 2 s, on the client side, so a
+  frozen server fails a query with one line instead of hanging vhdiag (vhdiag/bounded.py);
+- marks every statement it writes with ``/* vhdiag */`` (vhdiag/marker.py), and sends none of
+  the statements SQLAlchemy's dialect would send on a first connection (``select
+  pg_catalog.version()``, ``show standard_conforming_strings``, the hstore type lookup): what a
+  report cannot tell apart by its text is limited to ``BEGIN READ ONLY`` and ``ROLLBACK``, which
+  the report recognises by role (vhdiag/analysis/query_text.py).
+
+The frame methods (``db.statements()``, ``db.tables()``, ...) come from the collector registry
+(vhdiag/collect/registry.py): one per registered collector, added to ``Target`` at import.
 """
 from __future__ import annotations
 
@@ -18,10 +28,14 @@ from typing import Any
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+from sqlalchemy.dialects import registry as dialect_registry
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.pool import QueuePool
 
+from . import bounded
 from . import dsn as dsn_mod
-from .errors import CapabilityError, ConfigError, ConnectError, VhdiagError, first_line
+from .errors import CapabilityError, ConfigError, ConnectError, NoAnswerError, VhdiagError, first_line
+from .marker import MARKER
 
 log = logging.getLogger("vhdiag")
 
@@ -60,15 +74,14 @@ class Capabilities:
         return bool(self.pgss_version and self.pgss_preloaded)
 
 
-# Sent on every new connection, then at the start of every transaction (the report's
-# analysis recognises both as vhdiag's own: vhdiag/analysis/query_text.py).
-SESSION_SETUP_SQL = ("SELECT set_config('default_transaction_read_only', 'on', false),"
+# Sent on every new connection, then at the start of every transaction.
+SESSION_SETUP_SQL = (f"SELECT {MARKER} set_config('default_transaction_read_only', 'on', false),"
                      " set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)")
-TRANSACTION_BOUNDS_SQL = ("SELECT set_config('statement_timeout', %(st)s, true),"
+TRANSACTION_BOUNDS_SQL = (f"SELECT {MARKER} set_config('statement_timeout', %(st)s, true),"
                           " set_config('lock_timeout', %(lt)s, true)")
 
-_CAPABILITIES_SQL = """
-SELECT current_setting('server_version_num')::int AS server_version_num,
+_CAPABILITIES_SQL = f"""
+SELECT {MARKER} current_setting('server_version_num')::int AS server_version_num,
        version() AS server_version,
        current_user AS "user",
        current_database() AS database,
@@ -96,8 +109,46 @@ def _is_preloaded(setting: str) -> bool:
                for part in setting.split(","))
 
 
+class _Dialect(PGDialect_psycopg):
+    """SQLAlchemy's psycopg dialect, without the statements it sends on a first connection.
+
+    SQLAlchemy's ``initialize()`` asks the server ``select pg_catalog.version()``, ``select
+    current_schema()``, ``show transaction isolation level`` and ``show
+    standard_conforming_strings``; they would sit in pg_stat_statements under vhdiag's role,
+    unmarked. The version and standard_conforming_strings are in libpq's connection status
+    already; the other two are asked with the marker. (The hstore type lookup is switched off
+    with ``use_native_hstore=False``: vhdiag reads no hstore.)
+    """
+
+    supports_statement_cache = True   # what the parent dialect compiles, cached as there
+
+    def _get_server_version_info(self, connection):
+        num = connection.connection.driver_connection.info.server_version   # 180001, 90624
+        return (num // 10000, num % 10000) if num >= 100000 else (num // 10000, num // 100 % 100, num % 100)
+
+    def _get_default_schema_name(self, connection):
+        return connection.exec_driver_sql(f"SELECT {MARKER} current_schema()").scalar()
+
+    def _set_backslash_escapes(self, connection):
+        status = connection.connection.driver_connection.info.parameter_status("standard_conforming_strings")
+        self._backslash_escapes = status == "off"
+
+    def get_isolation_level(self, dbapi_connection):
+        idle = dbapi_connection.info.transaction_status == self._psycopg_TransactionStatus.IDLE
+        with dbapi_connection.cursor() as cur:
+            cur.execute(f"SELECT {MARKER} current_setting('transaction_isolation')")
+            value = cur.fetchone()[0].upper()
+        if idle:
+            dbapi_connection.rollback()
+        return value
+
+
+dialect_registry.register("postgresql.vhdiag", __name__, "_Dialect")
+
+
 class Target:
-    """A monitored database, opened read-only. One method per question, each a DataFrame."""
+    """A monitored database, opened read-only. One method per question, each a DataFrame
+    (generated from the collector registry: vhdiag/collect/registry.py)."""
 
     def __init__(self, resolved: dsn_mod.ResolvedDSN, *, statement_timeout_ms: int = 5000,
                  lock_timeout_ms: int = 100, connect_timeout_s: int = 5,
@@ -117,25 +168,39 @@ class Target:
             "pass connect_timeout_s=5")
         self.application_name = application_name
         self.notices: dict[str, str] = {}
-        self.engine = sa.create_engine("postgresql+psycopg://", creator=self._open, poolclass=QueuePool,
-                                       pool_size=2, max_overflow=2, pool_reset_on_return="rollback")
+        self.engine = sa.create_engine("postgresql+vhdiag://", creator=self._open, poolclass=QueuePool,
+                                       pool_size=2, max_overflow=2, pool_reset_on_return="rollback",
+                                       use_native_hstore=False)
         sa.event.listen(self.engine, "begin", self._bound_transaction)
+        sa.event.listen(self.engine, "handle_error", _drop_unanswered)
+        sa.event.listen(self.engine, "checkout", _no_closed_connection)
         self.capabilities = self._probe()
 
     # -- connections ----------------------------------------------------------------------
     def _open(self) -> psycopg.Connection:
+        # Keepalives for a dead host or network, unless the DSN sets its own.
+        tcp = {key: value for key, value in bounded.tcp_options(self.statement_timeout_ms).items()
+               if key not in self._dsn.params}
         try:
-            conn = psycopg.connect(self._dsn.conninfo, application_name=self.application_name,
-                                   connect_timeout=self.connect_timeout_s)
+            conn = bounded.BoundedConnection.connect(
+                self._dsn.conninfo, application_name=self.application_name,
+                connect_timeout=self.connect_timeout_s, **tcp)
         except psycopg.OperationalError as exc:
             raise _connect_error(exc, self._dsn) from None
-        # Session settings first, in their own transaction, then every later transaction
-        # starts as BEGIN READ ONLY (psycopg's read_only attribute).
-        conn.execute(SESSION_SETUP_SQL, (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"))
-        conn.commit()
-        conn.read_only = True
         # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
         self.display = _live_display(conn)
+        # From here on, no wait for the server outlasts statement_timeout + grace.
+        conn.bound(self.statement_timeout_ms, self.display.removeprefix(f"{conn.info.user}@"))
+        try:
+            # Session settings first, outside a transaction (no BEGIN/COMMIT to count), then every
+            # later transaction starts as BEGIN READ ONLY (psycopg's read_only attribute).
+            conn.autocommit = True
+            conn.execute(SESSION_SETUP_SQL, (f"{self.statement_timeout_ms}ms", f"{self.lock_timeout_ms}ms"))
+            conn.autocommit = False
+        except NoAnswerError:
+            conn.close()
+            raise
+        conn.read_only = True
         return conn
 
     def _bound_transaction(self, conn) -> None:
@@ -202,71 +267,16 @@ class Target:
                 "in postgresql.conf and restart the server")
         return caps
 
-    # -- questions: one method each, one DataFrame back -----------------------------------
-    def statements(self) -> pd.DataFrame:
-        """pg_stat_statements, cumulative since its last reset (see vhdiag.collect.statements)."""
-        from .collect import statements
-        return statements.collect(self)
-
-    def statements_info(self) -> pd.DataFrame:
-        """pg_stat_statements_info: deallocations and the last reset (pgss 1.9+)."""
-        from .collect import statements
-        return statements.collect_info(self)
-
-    def tables(self) -> pd.DataFrame:
-        """Every user table with its sizes and tuple counts (see vhdiag.collect.space)."""
-        from .collect import space
-        return space.tables(self)
-
-    def indexes(self) -> pd.DataFrame:
-        """Every user index with size, scans and unused/duplicate/invalid flags."""
-        from .collect import indexes
-        return indexes.collect(self)
-
-    def activity(self) -> pd.DataFrame:
-        """One row per backend of pg_stat_activity (see vhdiag.collect.activity)."""
-        from .collect import activity
-        return activity.collect(self)
-
-    def connections(self) -> pd.DataFrame:
-        """Connection counts by state, database, user and application, with the limits."""
-        from .collect import activity
-        return activity.connections(self)
-
-    def database(self) -> pd.DataFrame:
-        """pg_stat_database for every database (see vhdiag.collect.database)."""
-        from .collect import database
-        return database.collect(self)
-
-    def maintenance(self) -> pd.DataFrame:
-        """Vacuum/analyze history and wraparound age per table (see vhdiag.collect.maintenance)."""
-        from .collect import maintenance
-        return maintenance.tables(self)
-
-    def wraparound(self) -> pd.DataFrame:
-        """Transaction ID age per database."""
-        from .collect import maintenance
-        return maintenance.databases(self)
-
-    def sequences(self) -> pd.DataFrame:
-        """Sequences with how much of their range is used."""
-        from .collect import maintenance
-        return maintenance.sequences(self)
-
-    def backups(self) -> pd.DataFrame:
-        """WAL archiving status (see vhdiag.collect.backups)."""
-        from .collect import backups
-        return backups.archiver(self)
-
-    def replication(self) -> pd.DataFrame:
-        """Replication slots and standbys with their lag."""
-        from .collect import backups
-        return backups.replication(self)
-
+    # -- questions: one method per registered collector, added by registry.bind() below ---
     def doctor(self) -> pd.DataFrame:
         """What this role can and cannot see, each line with the fix."""
         from . import doctor
         return doctor.checks(self)
+
+
+from .collect import registry as _registry  # noqa: E402  (the collectors need nothing from this module)
+
+_registry.bind(Target)
 
 
 def connect(target: str | None = None, **options: Any) -> Target:
@@ -280,6 +290,20 @@ def connect(target: str | None = None, **options: Any) -> Target:
     if isinstance(target, Target):
         return target
     return Target(dsn_mod.resolve(target), **options)
+
+
+def _drop_unanswered(ctx) -> None:
+    """A connection vhdiag gave up on is gone: SQLAlchemy must discard it (and the pool's other
+    connections to that server) instead of rolling it back and pooling it again."""
+    if isinstance(ctx.original_exception, NoAnswerError):
+        ctx.is_disconnect = True
+
+
+def _no_closed_connection(dbapi_conn, _record, _proxy) -> None:
+    """A pooled connection found closed (given up on while used raw, as the report's EXPLAINs
+    do, so handle_error never saw it) is replaced by a new one: SQLAlchemy's DisconnectionError."""
+    if dbapi_conn.closed:
+        raise sa.exc.DisconnectionError("connection closed")
 
 
 def _at_least_one(name: str, value: Any, why: str, fix: str) -> int:

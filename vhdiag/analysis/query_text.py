@@ -6,79 +6,46 @@ with a value (``col = $1``, ``col IN (...)``, ``col > $2``, ``col BETWEEN ...``)
 index could serve. Normalized texts parse as they are (``$1`` is a parameter); a text that does
 not parse (truncated, or newer syntax than pglast's parser) gives None and no advice.
 
-``is_own(query, user, monitoring_user)`` recognizes vhdiag's monitoring statements, so that a
-report never ranks its own collectors. pg_stat_statements has no application_name, so texts are
-compared: every statement in ``vhdiag/collect/sql/*.sql`` and the few inline ones, as
-*fingerprints* (comments dropped, because PostgreSQL 18 drops a statement's leading comment;
-literals, ``$n`` and ``:name`` parameters, numbers, true/false/null and constant lists reduced
-to ``?``; whitespace and case ignored). The session statements every SQLAlchemy/psycopg
-connection sends (``BEGIN READ ONLY``, ``ROLLBACK``, ``show ...``) count as vhdiag's only when
-run by the role vhdiag connects as, since applications send them too. Statements carrying
-``/* vhdiag */`` (the report's own EXPLAINs) are always vhdiag's.
+``is_own(query, user, monitoring_user)`` recognizes vhdiag's own statements, so that a report
+never ranks its own collectors. It reads the marker, nothing else: every statement vhdiag writes
+carries ``/* vhdiag */`` after its first keyword (vhdiag/marker.py), which pg_stat_statements
+keeps on every version. An application statement with the same text as a collector but no
+marker is the application's. The statements the drivers send by themselves cannot carry it:
+transaction control (``BEGIN READ ONLY``, ``ROLLBACK``, ``COMMIT``, ``SAVEPOINT``, ...; tracked
+while ``pg_stat_statements.track_utility`` is on, the default) and the session statements of
+SQLAlchemy and psycopg (``select pg_catalog.version()``, ``show ...``, the type lookup; vhdiag no
+longer sends them, but older history holds them). Applications send the same texts, so they
+count as vhdiag's only when run by the role vhdiag connects as: a role shared with an
+application loses its transaction-control lines from the report, which cost next to nothing.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
-MARKER = "/* vhdiag */"
+from ..marker import MARKER
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-_STRING = re.compile(r"(?:[EeBbXxUuNn]|U&)?'(?:[^']|'')*'")
-_PGSS_SCHEMA = re.compile(r'(?:"[^"]+"|\b\w+)\.(pg_stat_statements(?:_info)?)\b')
-_PARAM = re.compile(r"\$\d+|%\(\w+\)s|%s|(?<![:\w]):[A-Za-z_]\w*")
-_NUMBER = re.compile(r"(?<![\w$.])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?!\w)")
-_WORDS = re.compile(r"\b(?:true|false|null)\b", re.I)
-_LIST = re.compile(r"\?(?:,\?)+")
 
-# Inline statements of other modules (vhdiag/target.py, collect/statements.py, collect/activity.py,
-# collect/maintenance.py, history/snapshot.py), as they send them.
-_INLINE = (
-    "SELECT quote_ident(current_user) AS u",
-    "SELECT quote_ident(current_user) AS r",
-    "SELECT current_setting('max_connections')::int AS m",
-    "SELECT quote_ident(n) AS q FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS u(n, i) ORDER BY i",
-)
-# What SQLAlchemy and psycopg send on every connection and transaction: vhdiag's when run by
-# the role vhdiag connects as.
-_SESSION = (
-    "BEGIN READ ONLY", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT $1", "RELEASE $1",
+# Transaction control, as psycopg and SQLAlchemy send it (and as PostgreSQL 18 normalizes
+# savepoint names: SAVEPOINT $1).
+_TRANSACTION = re.compile(r"(?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE"
+                          r"|PREPARE\s+TRANSACTION)\b", re.I)
+# What SQLAlchemy's dialect and psycopg send on a new connection, whitespace and case ignored.
+_SESSION = frozenset(" ".join(t.lower().split()) for t in (
     "select pg_catalog.version()", "select current_schema()", "show standard_conforming_strings",
     "show transaction isolation level",
     "SELECT typname AS name, oid, typarray AS array_oid, oid::regtype::text AS regtype, typdelim AS delimiter"
     " FROM pg_type t WHERE t.oid = to_regtype($1) ORDER BY t.oid",
-)
+))
 
 
-def fingerprint(sql: str) -> str:
-    """A statement's text reduced to what pg_stat_statements' normalization cannot change."""
-    text = sql.replace("{pgss}.", "")
-    text = _COMMENT.sub(" ", text)
-    text = _STRING.sub("?", text)
-    text = _PGSS_SCHEMA.sub(r"\1", text)
-    text = re.sub(r'"_pg3_\d+"', "?", text)  # psycopg's savepoint names
-    text = _PARAM.sub("?", text)
-    text = _NUMBER.sub("?", text)
-    text = _WORDS.sub("?", text)
-    text = re.sub(r"\s+", "", text).lower().rstrip(";")
-    return _LIST.sub("?", text)
-
-
-@cache
-def monitoring_fingerprints() -> frozenset[str]:
-    """Fingerprints of every statement vhdiag's collectors send."""
-    from .. import target
-    sql_dir = Path(__file__).resolve().parent.parent / "collect" / "sql"
-    texts = [p.read_text() for p in sorted(sql_dir.glob("*.sql"))]
-    texts += [target._CAPABILITIES_SQL, target.SESSION_SETUP_SQL, target.TRANSACTION_BOUNDS_SQL, *_INLINE]
-    return frozenset(fingerprint(t) for t in texts)
-
-
-@cache
-def _session_fingerprints() -> frozenset[str]:
-    return frozenset(fingerprint(t) for t in _SESSION)
+def is_session_statement(query) -> bool:
+    """Transaction control or a driver's session statement: what carries no marker."""
+    if not isinstance(query, str):
+        return False
+    text = _COMMENT.sub(" ", query).strip().rstrip(";").strip()
+    return bool(_TRANSACTION.match(text)) or " ".join(text.lower().split()) in _SESSION
 
 
 def is_own(query, user=None, monitoring_user=None) -> bool:
@@ -87,10 +54,8 @@ def is_own(query, user=None, monitoring_user=None) -> bool:
         return False
     if MARKER in query:
         return True
-    fp = fingerprint(query)
-    if fp in monitoring_fingerprints():
-        return True
-    return monitoring_user is not None and user == monitoring_user and fp in _session_fingerprints()
+    # user is NA for a statement of a role dropped since: never the monitoring role.
+    return isinstance(user, str) and user == monitoring_user and is_session_statement(query)
 
 
 _EXPLAINABLE = ("select", "with", "insert", "update", "delete", "merge", "values", "table")

@@ -2,6 +2,7 @@
 role name for GRANT hints."""
 from __future__ import annotations
 
+import importlib
 import re
 from functools import cache
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+
+from ..marker import MARKER
+# Passwords out of statement text, by parsing (vhdiag/redact.py); re-exported for the collectors.
+from ..redact import REDACTED, redact_secrets  # noqa: F401
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -22,10 +27,22 @@ DTYPES = {
 }
 
 
+def sql_dirs() -> list[Path]:
+    """``sql/`` beside each directory of this package: SQL_DIR, then any directory added to
+    ``vhdiag.collect.__path__`` (a collector kept outside the source tree)."""
+    package = importlib.import_module(__package__)
+    return [Path(p) / "sql" for p in package.__path__]
+
+
 @cache
 def load_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``."""
-    return (SQL_DIR / f"{name}.sql").read_text()
+    """The text of ``sql/<name>.sql``, which must carry vhdiag's marker (vhdiag/marker.py)."""
+    path = next((d / f"{name}.sql" for d in sql_dirs() if (d / f"{name}.sql").exists()), SQL_DIR / f"{name}.sql")
+    text = path.read_text()
+    if MARKER not in text:
+        raise LookupError(f"{path} has no {MARKER} marker: put it after the statement's first keyword "
+                          f"(SELECT {MARKER} ...), so reports can tell vhdiag's statements from the application's")
+    return text
 
 
 def pick_sql(prefix: str, key: int) -> str:
@@ -41,11 +58,12 @@ def pick_sql(prefix: str, key: int) -> str:
 def _pick_name(prefix: str, key: int) -> str:
     best, best_n = prefix, -1
     pattern = re.compile(re.escape(prefix) + r"_post_(\d+)\.sql$")
-    for path in SQL_DIR.glob(f"{prefix}_post_*.sql"):
+    dirs = sql_dirs()
+    for path in (p for d in dirs for p in d.glob(f"{prefix}_post_*.sql")):
         m = pattern.match(path.name)
         if m and best_n < int(m.group(1)) <= key:
             best, best_n = path.stem, int(m.group(1))
-    if best == prefix and not (SQL_DIR / f"{prefix}.sql").exists():
+    if best == prefix and not any((d / f"{prefix}.sql").exists() for d in dirs):
         raise LookupError(f"no SQL file {prefix}*.sql for version key {key}")
     return best
 
@@ -106,21 +124,4 @@ def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.Da
 def role_ident(t) -> str:
     """The connected role as an SQL identifier for a GRANT to copy, quoted by the server
     (quote_ident knows the reserved words) only where it must be."""
-    return str(t.query("SELECT quote_ident(current_user) AS r").iloc[0, 0])
-
-
-# Secrets in statement text. pg_stat_statements keeps utility statements word for word
-# (CREATE ROLE ... PASSWORD 'x', CREATE USER MAPPING ... OPTIONS (password 'x'), dblink
-# connection strings), and pg_stat_activity shows them while they run: vhdiag must not print,
-# report or store them. Both the SQL form (PASSWORD 'x') and the conninfo form (password=x).
-_SQL_PASSWORD = re.compile(r"(?i)\b((?:encrypted\s+)?password\s*)'(?:[^']|'')*'")
-_CONNINFO_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s')]+)")
-REDACTED = "'***'"
-
-
-def redact_secrets(text):
-    """The statement text with password literals replaced by '***' (None and NA pass through)."""
-    if not isinstance(text, str) or "assword" not in text and "ASSWORD" not in text:
-        return text
-    text = _SQL_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
-    return _CONNINFO_PASSWORD.sub(lambda m: m.group(1) + "***", text)
+    return str(t.query(f"SELECT {MARKER} quote_ident(current_user) AS r").iloc[0, 0])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._base import load_sql, pick_sql, redact_secrets, role_ident, typed
+from .registry import collector
 
 # pg_stat_activity per client backend (PostgreSQL 13 to 18: same columns).
 COLUMNS = {
@@ -89,6 +90,10 @@ _DURATIONS = ("state_duration_s", "xact_duration_s", "query_duration_s",
               "oldest_idle_in_transaction_s", "longest_query_s", "longest_transaction_s")
 
 
+@collector(name="activity",
+           description="one row per client backend: state and for how long, waits, who blocks whom",
+           columns=["pid", "database", "user", "application", "state", "state_duration_s", "waiting",
+                    "blocked_by", "query"])
 def collect(t, *, all_backends: bool = False) -> pd.DataFrame:
     """One row per client backend of pg_stat_activity, oldest transaction first.
 
@@ -105,6 +110,8 @@ def collect(t, *, all_backends: bool = False) -> pd.DataFrame:
     return out
 
 
+@collector(name="connections", snapshot=True,
+           description="connections by database, user, application and state, against max_connections")
 def connections(t) -> pd.DataFrame:
     """Client connections counted by database, user, application and state, most first.
 

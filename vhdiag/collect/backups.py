@@ -25,6 +25,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._base import load_sql, pick_sql, role_ident, typed
+from .registry import collector
 
 ARCHIVER_COLUMNS = {
     "archived_count": "int",
@@ -84,6 +85,7 @@ REPLICATION_COLUMNS = {
 }
 
 
+@collector(name="backups", description="WAL archiving: last archived segment, its age, failures, segments waiting")
 def archiver(t) -> pd.DataFrame:
     """One row: WAL archiving counts, last success and failure, and the settings."""
     df = t.query(load_sql("backups_archiver"))
@@ -98,6 +100,7 @@ def archiver(t) -> pd.DataFrame:
     return out
 
 
+@collector(name="replication", description="replication slots, standbys and the WAL receiver, with their lag")
 def replication(t) -> pd.DataFrame:
     """Replication slots, WAL senders and the WAL receiver, with their lag (see module doc)."""
     sql = pick_sql("backups_replication", t.capabilities.server_version_num)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._base import pick_sql, role_ident, typed
+from .registry import collector
 
 COLUMNS = {
     "database": "string",
@@ -50,6 +51,10 @@ COLUMNS = {
 }
 
 
+@collector(name="database", snapshot=True,
+           description="pg_stat_database: size, commits, rollbacks, cache hit ratio, deadlocks, temp bytes",
+           columns=["database", "size_bytes", "numbackends", "xact_commit", "xact_rollback", "cache_hit_pct",
+                    "deadlocks", "temp_bytes", "conflicts", "stats_reset"])
 def collect(t) -> pd.DataFrame:
     """pg_stat_database for every database (templates and shared objects left out)."""
     out = typed(t.query(pick_sql("database", t.capabilities.server_version_num)), COLUMNS)

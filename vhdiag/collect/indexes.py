@@ -31,6 +31,7 @@ import pandas as pd
 from psycopg import sql
 
 from . import _base
+from .registry import collector
 
 COLUMNS = {
     "schema": "string",
@@ -56,6 +57,9 @@ COLUMNS = {
 SUGGESTION = {"suggestion": "string"}
 
 
+@collector(name="indexes", snapshot=True,
+           description="every index: size, scans, and whether it is unused, a duplicate or invalid",
+           columns=["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of", "valid"])
 def collect(target) -> pd.DataFrame:
     """Every user index, by schema, table and name, with the columns of ``COLUMNS``."""
     text = _base.pick_sql("indexes", target.capabilities.server_version_num)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..marker import MARKER
 from ._base import load_sql, role_ident, typed
+from .registry import collector
 
 TABLES_COLUMNS = {
     "schema": "string",
@@ -81,16 +83,22 @@ SEQUENCES_COLUMNS = {
 }
 
 
+@collector(name="maintenance",
+           description="per table: last (auto)vacuum and analyze, dead rows, transaction ID age, what is due",
+           columns=["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuum", "last_autovacuum",
+                    "last_analyze", "last_autoanalyze", "xid_age", "needs_vacuum"])
 def tables(t) -> pd.DataFrame:
     """Every user table's vacuum state, the ones needing a vacuum first."""
     return typed(t.query(load_sql("maintenance_tables")), TABLES_COLUMNS)
 
 
+@collector(name="wraparound", description="transaction ID and multixact age per database, against wraparound")
 def databases(t) -> pd.DataFrame:
     """Transaction ID age per database (templates included), oldest first."""
     return typed(t.query(load_sql("maintenance_databases")), DATABASES_COLUMNS)
 
 
+@collector(name="sequences", description="sequences and how much of their range is used")
 def sequences(t) -> pd.DataFrame:
     """Sequences with how much of their range is used, fullest first.
 
@@ -111,6 +119,6 @@ def sequences(t) -> pd.DataFrame:
 
 def _quoted(t, names: list[str]) -> list[str]:
     """Identifiers quoted by the server (quote_ident), for messages to copy."""
-    df = t.query("SELECT quote_ident(n) AS q FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS u(n, i) "
-                 "ORDER BY i", {"names": list(names)})
+    df = t.query(f"SELECT {MARKER} quote_ident(n) AS q FROM unnest(CAST(:names AS text[])) "
+                 "WITH ORDINALITY AS u(n, i) ORDER BY i", {"names": list(names)})
     return df["q"].tolist()

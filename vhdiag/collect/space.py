@@ -16,7 +16,9 @@ relation they open, so they queue behind an ACCESS EXCLUSIVE lock that another s
 for (a waiting request blocks later ones too), and vhdiag's ``lock_timeout`` would then fail the
 whole collection. Instead, a table whose heap, indexes or TOAST relations appear in
 ``pg_locks`` with such a lock gets null sizes and ``size_skipped`` true; everything else in its
-row comes from the catalogs and statistics views, which take no such lock.
+row comes from the catalogs and statistics views, which take no such lock. The Target gets a
+notice naming the skipped tables (``vhdiag show tables`` prints it as a ``Note:`` line, a
+snapshot records it with the snapshot), so blank sizes are never a silent mystery.
 
 Counters (``n_*``, ``seq_*``, ``idx_*``) are cumulative since the last statistics reset
 (``pg_stat_reset()``) and local to this server: a standby counts its own scans.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import _base
+from .registry import collector
 
 COLUMNS = {
     "schema": "string",
@@ -54,6 +57,10 @@ COLUMNS = {
 }
 
 
+@collector(name="tables", snapshot=True,
+           description="every user table: total, heap, index and TOAST bytes, live and dead rows, scans",
+           columns=["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
+                    "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"])
 def tables(target) -> pd.DataFrame:
     """Every user table, partitioned table and materialized view, largest first.
 
@@ -62,4 +69,19 @@ def tables(target) -> pd.DataFrame:
     with null sizes and ``size_skipped`` true.
     """
     sql = _base.pick_sql("space_tables", target.capabilities.server_version_num)
-    return _base.typed(_base.query_skipping_locks(target, sql), COLUMNS)
+    frame = _base.typed(_base.query_skipping_locks(target, sql), COLUMNS)
+    note = skipped_note(frame)
+    if note:
+        target.notice(f"tables:size_skipped:{note}", note)
+    return frame
+
+
+def skipped_note(frame: pd.DataFrame) -> str | None:
+    """The one line that says which tables have null sizes because of a lock, or None."""
+    if "size_skipped" not in frame:
+        return None
+    skipped = frame[frame["size_skipped"].fillna(False)]
+    if not len(skipped):
+        return None
+    names = ", ".join(f"{s}.{t}" for s, t in zip(skipped["schema"], skipped["table"]))
+    return f"sizes skipped (locked ACCESS EXCLUSIVE by another session): {names}"

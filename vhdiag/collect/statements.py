@@ -31,7 +31,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import CapabilityError
+from ..marker import MARKER
 from . import _base
+from .registry import collector
 
 # Oldest extension version the SQL files cover: 1.3 (PostgreSQL 9.5) added min/max/mean/stddev.
 MIN_VERSION = (1, 3)
@@ -139,6 +141,10 @@ def info_query_for(schema: str) -> str:
     return _base.load_sql("statements_info").replace("{pgss}", quote_ident(schema))
 
 
+@collector(name="statements", snapshot=True, min_pgss=MIN_VERSION,
+           description="pg_stat_statements: time, calls, rows, I/O and WAL per statement since the last reset",
+           columns=["queryid", "user", "database", "calls", "total_exec_ms", "mean_exec_ms", "rows",
+                    "shared_blks_read", "query"])
 def collect(target) -> pd.DataFrame:
     """One row per pg_stat_statements entry, typed as COLUMNS.
 
@@ -149,7 +155,7 @@ def collect(target) -> pd.DataFrame:
     caps = target.require_pgss()
     if not caps.reads_all_stats and "pgss_hidden" not in target.notices:
         # The server's quote_ident: quotes only names that need it, as a DBA would type them.
-        user = target.query("SELECT quote_ident(current_user) AS u")["u"].iloc[0]
+        user = target.query(f"SELECT {MARKER} quote_ident(current_user) AS u")["u"].iloc[0]
         target.notice(
             "pgss_hidden",
             f"role {caps.user} sees the query text and queryid of its own statements only: "
@@ -159,6 +165,8 @@ def collect(target) -> pd.DataFrame:
     return _base.typed(raw, COLUMNS)
 
 
+@collector(name="statements-info", min_pgss=INFO_VERSION,
+           description="pg_stat_statements_info: entries evicted (deallocations) and the last reset")
 def collect_info(target) -> pd.DataFrame:
     """pg_stat_statements_info as one row typed as INFO_COLUMNS (extension 1.9+).
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from ..redact import redact_secrets
 from . import schema as S
 from .deltas import counter_diff
 
@@ -87,6 +88,7 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
                                  S.statements.c.database, S.statements.c.toplevel, S.statements.c.query)
                        .where(S.statements.c.target_id == target_id), conn)
     frame = frame.merge(keys, on="statement_id", how="left")
+    frame["query"] = frame["query"].map(redact_secrets)  # a store an older vhdiag wrote may hold secrets
     for c in SUMMED:
         frame[c] = frame[c].astype("Float64" if c in S._FLOAT_COUNTERS else "Int64")
     frame = _derive(frame)

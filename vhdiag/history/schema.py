@@ -172,3 +172,7 @@ def create_all(conn) -> None:
 
 # version -> function(conn) bringing a store at version-1 to version. Append, never edit.
 MIGRATIONS: dict[int, callable] = {}
+
+# Tables a migration dropped or renamed: an older store still has them, and they are vhdiag's
+# (history/guard.py refuses a database holding any other table).
+RETIRED_TABLES: frozenset[str] = frozenset()

@@ -4,6 +4,10 @@ Collection happens outside the store's write transaction (it may take seconds on
 database; the store's lock is held only while writing). A feature the target lacks leaves its
 frame out with a note, so a snapshot of a server without pg_stat_statements still records
 sizes and database statistics.
+
+What is collected is what the collector registry marks ``snapshot=True`` (vhdiag/collect/
+registry.py): statements, tables, indexes, database, connections; the store writes the frames it
+has tables for. ``statements-info`` gives the header its reset time and deallocation count.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
+from ..collect import registry, space
 from ..errors import CapabilityError, first_line
+from ..marker import MARKER
 
 
 def collect(target) -> dict:
@@ -30,23 +36,19 @@ def collect(target) -> dict:
         except sa.exc.DBAPIError as exc:
             notes.append(f"{name}: {first_line(exc)}")
 
-    attempt("statements", target.statements)
+    for entry in registry.collectors():
+        if entry.snapshot:
+            attempt(entry.name, getattr(target, entry.method))
     info = None
     if "statements" in frames:
         try:
             info = target.statements_info()
         except sa.exc.DBAPIError:
             info = None
-    attempt("tables", target.tables)
-    attempt("indexes", target.indexes)
-    attempt("database", target.database)
-    attempt("connections", target.connections)
 
-    if "tables" in frames and "size_skipped" in frames["tables"]:
-        skipped = frames["tables"][frames["tables"]["size_skipped"].fillna(False)]
-        if len(skipped):
-            names = ", ".join(f"{s}.{t}" for s, t in zip(skipped["schema"], skipped["table"]))
-            notes.append(f"sizes skipped (locked ACCESS EXCLUSIVE by another session): {names}")
+    skipped = space.skipped_note(frames["tables"]) if "tables" in frames else None
+    if skipped:
+        notes.append(skipped)
     if "connections" in frames:
         conns = frames["connections"]
         by_state = conns.groupby(conns["state"].fillna("unknown"))["connections"].sum()
@@ -55,7 +57,7 @@ def collect(target) -> dict:
     else:
         max_connections = None
     if max_connections is None:
-        row = target.query("SELECT current_setting('max_connections')::int AS m")
+        row = target.query(f"SELECT {MARKER} current_setting('max_connections')::int AS m")
         max_connections = int(row.iat[0, 0])
 
     frames["header"] = {

@@ -9,9 +9,14 @@ runs at the same moment are serialized: both succeed, the later one diffing agai
 earlier, or one is refused with one line: when it waited longer than ``busy_timeout_s``, or
 when the other, collected after it, was written first (a snapshot never goes in out of order). A process killed
 mid-write leaves nothing behind: the transaction never committed.
+
+Opening checks nothing; the first read or write does (``guard.py``): a read never creates or
+migrates a store and a missing one is one line; no command touches a database with tables that
+are not vhdiag's; a write creates a missing store (0600, folders 0700) or migrates an older one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -21,7 +26,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
-from ..timeparse import parse_time
+from ..redact import redact_secrets
+from ..timeparse import parse_time, parse_window
+from . import guard
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
 from .reads import _between, utc_series
@@ -49,9 +56,8 @@ def normalize_url(url: str | None) -> str:
     if "://" in url:
         raise ConfigError(f"unsupported history store URL scheme {url.split('://')[0]!r}: "
                           "use a file path, sqlite:///PATH or postgresql://user@host/db")
-    path = Path(url).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    # No folder is made here: a reader must not, and a writer makes it 0700 (guard.create_sqlite_file).
+    return f"sqlite:///{Path(url).expanduser().resolve()}"
 
 
 def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
@@ -79,14 +85,19 @@ def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
 
 
 class History:
-    """A history store. ``History(url)``; see ``snapshot()`` and the window readers."""
+    """A history store. ``History(url)``; see ``snapshot()`` and the window readers.
+
+    Opening it touches nothing: the readers want an existing store of this schema version
+    (``guard.NoStoreError`` when there is none yet), ``snapshot``/``record`` and metric imports
+    create or migrate it, ``prune`` migrates it."""
 
     def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0):
         self.url = normalize_url(url)
         self.busy_timeout_s = busy_timeout_s
         self.engine = self._engine()
         self.display = sa.engine.make_url(self.url).render_as_string(hide_password=True)
-        self._ensure_schema()
+        self.location = guard.location(self.url)   # the file, or the URL without password
+        self._current = False                       # checked: a vhdiag store of this schema version
 
     # -- opening ---------------------------------------------------------------------------
     def _engine(self) -> sa.Engine:
@@ -123,45 +134,83 @@ class History:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def _write(self):
-        """A write transaction holding the store's write lock from its first statement."""
+    def _locked(self):
+        """A connection whose transactions hold the store's write lock from their first statement."""
         conn = self.engine.connect()
         if self.is_sqlite:
             return conn.execution_options(sqlite_begin="IMMEDIATE")
         return conn.execution_options(vhdiag_write=True)
 
-    def _schema_version(self) -> int | None:
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table("vhdiag_meta"):
-                return None
-            return int(conn.execute(sa.select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
+    @contextlib.contextmanager
+    def _write(self, mode: str = guard.CREATE):
+        """``with history._write() as conn, conn.begin():`` a write transaction on a checked store."""
+        self._ready(mode)
+        with self._errors(), self._locked() as conn:
+            yield conn
 
-    def _ensure_schema(self) -> None:
+    @contextlib.contextmanager
+    def _read(self):
+        """A connection to a checked store: never creates or migrates one."""
+        self._ready(guard.READ)
+        with self._errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _errors(self, opening: bool = False):
+        """The driver's errors as one line naming the store and the fix."""
         try:
-            # Readers and writers of an up-to-date store never take the write lock here.
-            if self._schema_version() == S.SCHEMA_VERSION:
-                return
-            with self._write() as conn, conn.begin():
-                if not self.is_sqlite:
-                    # Two first snapshots at once must not both create the tables.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7068125)"))
-                if not sa.inspect(conn).has_table("vhdiag_meta"):
-                    S.create_all(conn)
-                    conn.execute(S.meta.insert().values(key="schema_version", value=str(S.SCHEMA_VERSION)))
-                    return
-                version = int(conn.execute(sa.select(S.meta.c.value).where(
-                    S.meta.c.key == "schema_version")).scalar_one())
-                if version > S.SCHEMA_VERSION:
-                    raise VhdiagError(f"history store {self.display} has schema version {version}, newer than "
-                                      f"this vhdiag's {S.SCHEMA_VERSION}: upgrade vhdiag (pip install -U vhdiag)")
-                for step in range(version + 1, S.SCHEMA_VERSION + 1):
-                    S.MIGRATIONS[step](conn)
-                if version < S.SCHEMA_VERSION:
-                    conn.execute(S.meta.update().where(S.meta.c.key == "schema_version")
-                                 .values(value=str(S.SCHEMA_VERSION)))
+            yield
         except sa.exc.OperationalError as exc:
-            raise VhdiagError(f"cannot open history store {self.display}: "
-                              f"{first_line(exc)}") from None
+            text = str(exc.orig)
+            if "readonly database" in text:
+                raise guard.read_only(self.location) from None
+            if "locked" in text or "lock timeout" in text:
+                raise VhdiagError(f"history store {self.display} is busy: another snapshot held it for over "
+                                  f"{self.busy_timeout_s:.0f} s; try again") from None
+            if opening and not self.is_sqlite:
+                raise VhdiagError(f"cannot open history store {self.location}: {first_line(exc)}: check the "
+                                  "URL given to --history and that the server accepts connections") from None
+            if opening or "unable to open database file" in text:
+                raise VhdiagError(f"cannot open history store {self.location}: {first_line(exc)}: check the "
+                                  "permissions of the file and its folder, or give --history another path") from None
+            raise
+
+    def _ready(self, mode: str) -> None:
+        """Check the store once (guard.judge) before ``mode`` (read, write, create) touches it;
+        create an empty one or migrate an older one when ``mode`` allows."""
+        if self._current:
+            return
+        with self._errors(opening=True):
+            path = guard.sqlite_file(self.url)
+            if path is not None and not path.exists():
+                if mode != guard.CREATE:
+                    raise guard.NoStoreError(f"there is no history store at {self.location} yet: "
+                                             "vhdiag snapshot creates it")
+                guard.create_sqlite_file(path)
+                state = "empty"
+            elif path is not None:
+                # Not through the engine: its connections set WAL mode, a write to a foreign file.
+                state = guard.judge(*guard.peek_sqlite(path, self.location, self.busy_timeout_s),
+                                    self.location, mode)
+            else:
+                with self.engine.connect() as conn:
+                    state = guard.judge(*guard.peek(conn), self.location, mode)
+            if state != "current":
+                with self._locked() as conn, conn.begin():
+                    if not self.is_sqlite:
+                        # Two first snapshots at once must not both create the tables.
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7068125)"))
+                    tables, version = guard.peek(conn)  # again, under the write lock
+                    state = guard.judge(tables, version, self.location, mode)
+                    if state == "empty":
+                        S.create_all(conn)
+                        conn.execute(S.meta.insert().values(key="schema_version", value=str(S.SCHEMA_VERSION)))
+                    elif state == "older":
+                        for step in range(version + 1, S.SCHEMA_VERSION + 1):
+                            S.MIGRATIONS[step](conn)
+                        conn.execute(S.meta.update().where(S.meta.c.key == "schema_version")
+                                     .values(value=str(S.SCHEMA_VERSION)))
+        self._current = True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -179,6 +228,7 @@ class History:
     def snapshot(self, target, name: str | None = None) -> dict:
         """Collect from ``target`` and record one snapshot; returns a summary dict."""
         from .snapshot import collect
+        self._ready(guard.CREATE)  # a store that cannot take it is refused before the target is queried
         frames = collect(target)
         return self.record(frames, name or default_target_name(target))
 
@@ -186,55 +236,49 @@ class History:
         """Write collected frames as one snapshot of target ``name`` (one transaction)."""
         started = time.perf_counter()
         header = dict(frames["header"])
-        try:
-            with self._write() as conn, conn.begin():
-                target_id = self._lock_target(conn, name)
-                prev = conn.execute(
-                    sa.select(S.snapshots).where(S.snapshots.c.target_id == target_id)
-                    .order_by(S.snapshots.c.ts.desc()).limit(1)).mappings().first()
-                recent = [r for (r,) in conn.execute(
-                    sa.select(S.snapshots.c.interval_s).where(S.snapshots.c.target_id == target_id,
-                                                             S.snapshots.c.interval_s.isnot(None))
-                    .order_by(S.snapshots.c.ts.desc()).limit(20))]
-                prev_ts = None
-                if prev is not None:
-                    prev_ts = pd.Timestamp(prev["ts"])
-                    prev_ts = prev_ts.tz_localize("UTC") if prev_ts.tzinfo is None else prev_ts
-                    header["interval_s"] = (header["ts"] - prev_ts).total_seconds()
-                    if header["interval_s"] <= 0:
-                        # Another snapshot, collected after this one began, was written first.
-                        raise VhdiagError(f"a newer snapshot of {name} ({prev_ts:%Y-%m-%d %H:%M:%S} UTC) was "
-                                          "recorded while this one was collected; this one was dropped: "
-                                          "nothing to do, or check that the clocks agree")
-                events = detect_events(dict(prev) if prev else None, header, recent)
-                snap_id = conn.execute(S.snapshots.insert().values(
-                    target_id=target_id, ts=_py(header["ts"]), interval_s=header.get("interval_s"),
-                    server_version_num=header["server_version_num"],
-                    postmaster_start=_py(header["postmaster_start"]), pgss_version=header.get("pgss_version"),
-                    reads_all_stats=header.get("reads_all_stats"),
-                    pgss_stats_reset=_py(header.get("pgss_stats_reset")), pgss_dealloc=_py(header.get("pgss_dealloc")),
-                    max_connections=_py(header.get("max_connections")), events=",".join(events),
-                    notes="; ".join(frames.get("notes", [])), duration_ms=None,
-                )).inserted_primary_key[0]
-                _fault_point("write")
-                n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
-                                                   events, header["ts"], prev_ts)
-                self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
-                                   ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
-                self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
-                                   ["schema", "index", "table", "bytes", "scans"])
-                self._write_simple(conn, S.database_stats, snap_id, frames.get("database"),
-                                   ["database", *S.DATABASE_FIELDS, "stats_reset"])
-                self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
-                                   ["state", "connections"])
-                duration = (time.perf_counter() - started) * 1000
-                conn.execute(S.snapshots.update().where(S.snapshots.c.id == snap_id)
-                             .values(duration_ms=duration + header.get("collect_ms", 0)))
-        except sa.exc.OperationalError as exc:
-            if "locked" in str(exc.orig) or "lock timeout" in str(exc.orig):
-                raise VhdiagError(f"history store {self.display} is busy: another snapshot held it for over "
-                                  f"{self.busy_timeout_s:.0f} s; try again") from None
-            raise
+        with self._write() as conn, conn.begin():
+            target_id = self._lock_target(conn, name)
+            prev = conn.execute(
+                sa.select(S.snapshots).where(S.snapshots.c.target_id == target_id)
+                .order_by(S.snapshots.c.ts.desc()).limit(1)).mappings().first()
+            recent = [r for (r,) in conn.execute(
+                sa.select(S.snapshots.c.interval_s).where(S.snapshots.c.target_id == target_id,
+                                                         S.snapshots.c.interval_s.isnot(None))
+                .order_by(S.snapshots.c.ts.desc()).limit(20))]
+            prev_ts = None
+            if prev is not None:
+                prev_ts = pd.Timestamp(prev["ts"])
+                prev_ts = prev_ts.tz_localize("UTC") if prev_ts.tzinfo is None else prev_ts
+                header["interval_s"] = (header["ts"] - prev_ts).total_seconds()
+                if header["interval_s"] <= 0:
+                    # Another snapshot, collected after this one began, was written first.
+                    raise VhdiagError(f"a newer snapshot of {name} ({prev_ts:%Y-%m-%d %H:%M:%S} UTC) was "
+                                      "recorded while this one was collected; this one was dropped: "
+                                      "nothing to do, or check that the clocks agree")
+            events = detect_events(dict(prev) if prev else None, header, recent)
+            snap_id = conn.execute(S.snapshots.insert().values(
+                target_id=target_id, ts=_py(header["ts"]), interval_s=header.get("interval_s"),
+                server_version_num=header["server_version_num"],
+                postmaster_start=_py(header["postmaster_start"]), pgss_version=header.get("pgss_version"),
+                reads_all_stats=header.get("reads_all_stats"),
+                pgss_stats_reset=_py(header.get("pgss_stats_reset")), pgss_dealloc=_py(header.get("pgss_dealloc")),
+                max_connections=_py(header.get("max_connections")), events=",".join(events),
+                notes="; ".join(frames.get("notes", [])), duration_ms=None,
+            )).inserted_primary_key[0]
+            _fault_point("write")
+            n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
+                                               events, header["ts"], prev_ts)
+            self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
+                               ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
+            self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
+                               ["schema", "index", "table", "bytes", "scans"])
+            self._write_simple(conn, S.database_stats, snap_id, frames.get("database"),
+                               ["database", *S.DATABASE_FIELDS, "stats_reset"])
+            self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
+                               ["state", "connections"])
+            duration = (time.perf_counter() - started) * 1000
+            conn.execute(S.snapshots.update().where(S.snapshots.c.id == snap_id)
+                         .values(duration_ms=duration + header.get("collect_ms", 0)))
         return {"snapshot_id": snap_id, "target": name, "ts": header["ts"], "events": events,
                 "statements_changed": n_changed, "notes": frames.get("notes", []),
                 "write_ms": (time.perf_counter() - started) * 1000}
@@ -331,6 +375,7 @@ class History:
             for r in rows:
                 r["target_id"] = target_id
                 r["first_seen"] = ts.to_pydatetime()
+                r["query"] = redact_secrets(r["query"])  # whatever frame a caller passes
             result = conn.execute(S.statements.insert().returning(S.statements.c.id, sort_by_parameter_order=True), rows)
             for i, (sid,) in zip(new, result):
                 known[keys[i]] = sid
@@ -338,7 +383,7 @@ class History:
 
     # -- reading ---------------------------------------------------------------------------
     def targets(self) -> pd.DataFrame:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             frame = pd.read_sql(sa.select(S.targets.c.name, S.targets.c.created_at), conn)
         return _utc(frame, "created_at")
 
@@ -359,13 +404,12 @@ class History:
 
     @staticmethod
     def _window(since, until) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-        return (parse_time(since) if since is not None else None,
-                parse_time(until) if until is not None else None)
+        return parse_window(since, until, open_start=True)    # deltas over (since, until]
 
     def snapshots(self, target: str | None = None, since=None, until=None) -> pd.DataFrame:
         """One row per snapshot: ts, interval_s, events, notes, versions, duration."""
         since, until = self._window(since, until)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             tid = self._target_id(conn, target)
             q = sa.select(S.snapshots).where(S.snapshots.c.target_id == tid)
             q = _between(q, S.snapshots.c.ts, since, until)
@@ -376,34 +420,34 @@ class History:
         """Per statement, summed over the snapshots in (since, until]."""
         from .reads import statements_window
         since, until = self._window(since, until)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return statements_window(conn, self._target_id(conn, target), since, until)
 
     def statement_series(self, queryid: int, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per snapshot interval, the deltas of one queryid (every user/database it ran as)."""
         from .reads import statement_series
         since, until = self._window(since, until)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return statement_series(conn, self._target_id(conn, target), int(queryid), since, until)
 
     def table_growth(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per table: size and row counts at the start and end of the window, and the change."""
         from .reads import table_growth
         since, until = self._window(since, until)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return table_growth(conn, self._target_id(conn, target), since, until)
 
     def database_series(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per snapshot interval and database: TPS, rollbacks, cache hit, size, connections."""
         from .reads import database_series
         since, until = self._window(since, until)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return database_series(conn, self._target_id(conn, target), since, until)
 
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:
         """Prune when the last prune is older than ``every_s`` (what `vhdiag snapshot` does daily)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             last = conn.execute(sa.select(S.meta.c.value).where(S.meta.c.key == "last_prune")).scalar()
         now = pd.Timestamp.now(tz="UTC")
         if last is not None and (now - pd.Timestamp(last)).total_seconds() < every_s:
@@ -415,7 +459,7 @@ class History:
         Per hour, statements outside the top ``keep_top`` by time and by calls are folded together."""
         from .retention import prune
         now = parse_time(now) if now is not None else pd.Timestamp.now(tz="UTC")
-        with self._write() as conn, conn.begin():
+        with self._write(guard.WRITE) as conn, conn.begin():
             if not self.is_sqlite:
                 # Two prunes at once (two targets' cron snapshots) would roll up the same deltas.
                 # SQLite's BEGIN IMMEDIATE already serializes them; a second prune finds nothing.

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import resolve_config
 from ..errors import ConfigError, VhdiagError
-from ..timeparse import parse_duration, parse_time
+from ..timeparse import check_window, parse_duration, parse_time
 from .frame import COLUMNS, empty
 from .names import RUNBOOK_METRICS, normalize
 from .thresholds import BREACH_COLUMNS, SLO_COLUMNS, breaches, slo_report
@@ -29,7 +29,8 @@ __all__ = ["load_metrics", "cli_load", "breaches", "slo_report", "COLUMNS", "BRE
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def load_metrics(source, since=None, until=None, step=None, queries=None, *, config=None) -> pd.DataFrame:
+def load_metrics(source, since=None, until=None, step=None, queries=None, *, config=None,
+                 target: str | None = None) -> pd.DataFrame:
     """Metric history from a file, a Prometheus server or the history store, as one long frame.
 
     since, until: a datetime, an ISO 8601 time (``2026-11-29T12:00:00Z``), a duration back from
@@ -43,16 +44,23 @@ def load_metrics(source, since=None, until=None, step=None, queries=None, *, con
         for those configured queries only; a dict ``{metric_id: promql}`` for exactly these
         (a None value takes the configured query). Files: a list of metric ids to keep.
     config: a path, a dict of overrides or a ``Config`` (default: ``load_config()``).
+    target: the history store only: that target's metrics (default every target's); a name the
+        store does not hold is an error listing the ones it does.
     """
     cfg = resolve_config(config)
     now = pd.Timestamp.now(tz="UTC")
     since_ts = None if since is None else parse_time(since, now=now)
     until_ts = None if until is None else parse_time(until, now=now)
     step_td = None if step is None else _positive_step(step)
+    store = isinstance(source, (str, os.PathLike)) and _is_store(os.fspath(source))
+    if target is not None and not store:
+        raise ConfigError("a target name (--target-name) picks a target in a history store (sqlite:///PATH or "
+                          "postgresql://...): a file, a frame or Prometheus holds none, so leave it out")
     if isinstance(source, pd.DataFrame):
         from .files import from_frame
         _check_range(since_ts, until_ts)
-        return from_frame(source, since_ts, until_ts, step_td, _metric_list(queries), source="frame")
+        return from_frame(source, since_ts, until_ts, step_td, _metric_list(queries), source="frame",
+                          **_naming(cfg))
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"source must be a file path, a Prometheus URL or a history store URL, "
                           f"not {type(source).__name__}")
@@ -69,17 +77,23 @@ def load_metrics(source, since=None, until=None, step=None, queries=None, *, con
                                _promql(queries, prom["queries"]), timeout_s=float(prom["timeout_s"]),
                                max_points=int(prom["max_points_per_series"]))
     _check_range(since_ts, until_ts)
-    if scheme is not None and (scheme.startswith("sqlite") or scheme.split("+")[0] in ("postgresql", "postgres")):
-        return _from_history(text, since_ts, until_ts, step_td, queries)
+    if store:
+        return _from_history(text, since_ts, until_ts, step_td, queries, target)
     if scheme is not None:
         raise ConfigError(f"unsupported metrics source scheme {scheme}://: give a CSV or Parquet file path, "
                           f"a Prometheus URL (http://host:9090) or a history store URL (sqlite:///path)")
     from .files import load_file
-    return load_file(text, since_ts, until_ts, step_td, _metric_list(queries))
+    return load_file(text, since_ts, until_ts, step_td, _metric_list(queries), **_naming(cfg))
+
+
+def _naming(cfg) -> dict:
+    """For files and frames: ``[metrics.names]``, and the ids a threshold or SLO knows (a name
+    mapping to none of them is warned about)."""
+    return {"names": cfg["metrics"]["names"], "known": set(cfg["thresholds"]) | set(cfg["slo"])}
 
 
 def cli_load(source: str, since: str | None = None, until: str | None = None, step: str | None = None,
-             query: list[str] | tuple = (), config: str | None = None) -> pd.DataFrame:
+             query: list[str] | tuple = (), config: str | None = None, target: str | None = None) -> pd.DataFrame:
     """For a ``vhdiag metrics`` command: every argument as the command line gives it.
 
     ``query`` items are ``METRIC=PROMQL`` (that query) or ``METRIC`` (the configured query, or for
@@ -95,7 +109,13 @@ def cli_load(source: str, since: str | None = None, until: str | None = None, st
         chosen = list(queries)
     else:
         chosen = queries or None
-    return load_metrics(source, since=since, until=until, step=step, queries=chosen, config=config)
+    return load_metrics(source, since=since, until=until, step=step, queries=chosen, config=config, target=target)
+
+
+def _is_store(text: str) -> bool:
+    m = _SCHEME.match(text)
+    scheme = m.group(1).lower() if m else ""
+    return scheme.startswith("sqlite") or scheme.split("+")[0] in ("postgresql", "postgres")
 
 
 def _positive_step(step) -> pd.Timedelta:
@@ -106,8 +126,7 @@ def _positive_step(step) -> pd.Timedelta:
 
 
 def _check_range(since_ts, until_ts) -> None:
-    if since_ts is not None and until_ts is not None and since_ts > until_ts:
-        raise ConfigError(f"since ({since_ts.isoformat()}) is after until ({until_ts.isoformat()}): swap them")
+    check_window(since_ts, until_ts)
 
 
 def _metric_list(queries):
@@ -138,7 +157,7 @@ def _promql(queries, configured: dict) -> dict[str, str]:
     return out
 
 
-def _from_history(url: str, since, until, step, queries) -> pd.DataFrame:
+def _from_history(url: str, since, until, step, queries, target=None) -> pd.DataFrame:
     try:
         from .. import history
     except ModuleNotFoundError as exc:
@@ -151,4 +170,4 @@ def _from_history(url: str, since, until, step, queries) -> pd.DataFrame:
         raise VhdiagError("history store support is not installed yet (vhdiag.history has no load_metrics): "
                           "load metrics from a CSV or Parquet file or a Prometheus URL meanwhile")
     from .frame import finish
-    return finish(loader(url, since=since, until=until, step=step, queries=queries))
+    return finish(loader(url, since=since, until=until, step=step, queries=queries, target=target))

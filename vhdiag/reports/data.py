@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..errors import VhdiagError
 from . import refs
 
 
@@ -18,15 +19,12 @@ def resolve_target_name(db, store_url: str | None, given: str | None = None) -> 
 
 def store_target_names(store_url: str | None) -> list[str]:
     """The targets a store holds; none when there is no store there yet (nothing is created)."""
-    from ..history import History
-    from ..history.store import normalize_url
-    url = normalize_url(store_url)
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-        if not Path(url[len("sqlite:///"):]).is_file():
-            return []
-    with History(url) as store:
-        return list(store.targets()["name"])
+    from ..history import History, NoStoreError
+    try:
+        with History(store_url) as store:
+            return list(store.targets()["name"])
+    except NoStoreError:
+        return []
 
 
 @dataclass
@@ -57,6 +55,9 @@ def open_inputs(target, history, target_name=None, statement_timeout_ms=None) ->
     url = refs.history_url(history) if isinstance(history, str) and history.startswith("env:") else history
     name = resolve_target_name(db, url, target_name)
     names = store_target_names(url)
+    if target_name and names and target_name not in names:  # a typo would read no history, quietly
+        db.close()
+        raise VhdiagError(f"no target named {target_name!r} in the history store: known: {', '.join(names)}")
     store = History(url) if names else None
     snaps = store.snapshots(name) if store is not None and name in names else pd.DataFrame()
     return Inputs(db, store, name, snaps)

@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from ..errors import ConfigError
-from ..timeparse import parse_duration, parse_time
+from ..timeparse import check_window, parse_duration, parse_time
 
 DEFAULT_WINDOW = "7d"
 _WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
@@ -33,8 +33,7 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
         raise ConfigError(f"the window {window!r} reaches before 1677, the earliest time vhdiag can handle: "
                           "give a shorter --window or --since") from None
-    if start >= end:
-        raise ConfigError(f"the window is empty: since {start.isoformat()} is not before until {end.isoformat()}")
+    check_window(start, end, open_start=True)
     return start, end
 
 

@@ -29,7 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from .. import dsn as dsn_mod
+from ..config import load_config
 from ..errors import ConfigError, VhdiagError, first_line
+from ..redact import redact_message
 from ..files import private_dir, private_umask, write_private
 from . import html, periods, refs, registry
 from .base import MIMETYPE, SEVERITIES, resolve_params
@@ -96,8 +98,10 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     spec = registry.get(name)
     given = dict(parameters or {})
     given.update(parse_assignments(assignments, spec))
-    if config:
-        config = str(Path(config).expanduser().resolve())
+    # The kernel runs elsewhere, where ./vhdiag.toml is not the caller's: name the caller's file
+    # (found and checked here, so a bad key fails before any kernel starts).
+    found = load_config(config).sources
+    config = str(Path(found[0]).resolve()) if found else None
     with refs.exported({"VHDIAG_CONFIG": config} if config else {}):
         params = resolve_params(spec.params, given, spec.name)  # every value checked before a kernel starts
     if any(v not in (None, False, "") for v in (week, month, day)):
@@ -227,7 +231,7 @@ def _scan_for_password(work: Path, target_ref: str, env: dict) -> None:
 def _reason(exc: BaseException, name: str) -> str:
     import papermill
     if isinstance(exc, papermill.PapermillExecutionError):
-        evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+        evalue = redact_message((str(exc.evalue).strip().splitlines() or [""])[0])
         return f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {evalue}"
     if isinstance(exc, KeyboardInterrupt):
         return f"notebook {name} was interrupted"
@@ -235,7 +239,7 @@ def _reason(exc: BaseException, name: str) -> str:
         return str(exc)
     if isinstance(exc, OSError):
         return f"notebook {name} could not write its report: {exc.strerror or exc}: free space or fix permissions"
-    return f"notebook {name} failed: {type(exc).__name__}: {first_line(exc)}"
+    return f"notebook {name} failed: {type(exc).__name__}: {redact_message(first_line(exc))}"
 
 
 def _keep_failure(base, work, spec, period, start, end, target, display, reason) -> Path:

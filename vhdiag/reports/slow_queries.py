@@ -46,6 +46,8 @@ PARAMS = [
           setting="statements.frequent_min_calls", minimum=1),
     Param("seq_scan_min_rows", int, help="heavy sequential scans read at least this many rows per scan",
           setting="tables.seq_scan_min_rows", minimum=1),
+    Param("plans", bool, help="generic plans and hypopg costs (PostgreSQL 16+; only statements naming nothing "
+          "user-defined); false: no EXPLAIN at all", setting="reports.plans"),
     Param("baseline_since", str, "", "baseline start; empty: the period of the same length before the window"),
     Param("baseline_until", str, "", "baseline end; empty: the window's start"),
     Param("exclude_roles", str, "", "comma-separated roles left out (vhdiag's own statements always are)"),
@@ -141,17 +143,18 @@ def _build(inputs, p, start, end, b_start, b_end) -> SlowQueryReport:
         r.regressions = sq.regressions(w, b, ratio=p["regression_ratio"], floor_ms=p["regression_floor_ms"],
                                        share_pct=p["regression_share_pct"], window_s=window_s, baseline_s=baseline_s)
         r.new = sq.new_queries(w, b, share_pct=p["regression_share_pct"])
+    plans_config = {"reports": {"plans": p["plans"]}}
     tables = db.tables()
     r.heavy = sq.seq_scan_tables(tables, p["seq_scan_min_rows"])
     r.advice = sq.index_advice(r.top_total, r.heavy, db.indexes(), tables)
     if len(r.advice):
-        r.hypopg, r.hypopg_message = plan_sql.hypopg_costs(db, r.advice)
+        r.hypopg, r.hypopg_message = plan_sql.hypopg_costs(db, r.advice, plans_config)
         if len(r.hypopg):
             costs = {row.queryid: row for row in r.hypopg.itertuples()}
             r.advice["hypopg"] = [f" hypopg: planner cost {costs[q].cost_without} without, {costs[q].cost_with} "
                                   "with the index." if q in costs and costs[q].cost_with is not None else ""
                                   for q in r.advice["queryid"]]
-    r.plans, r.plan_message = plan_sql.generic_plans(db, r.top_total)
+    r.plans, r.plan_message = plan_sql.generic_plans(db, r.top_total, plans_config)
     previous, r.previous_report = _previous_plans(p["reports_dir"], name, period_name(start, end))
     r.has_previous_plans = bool(previous)
     r.plan_changes = P.changes(r.plans, previous, r.previous_report)
@@ -237,4 +240,4 @@ def headline_lines(r: SlowQueryReport) -> list[str]:
 def plan_lines(r: SlowQueryReport) -> list[tuple[str, str]]:
     """(heading, plan text or why there is none) per planned statement."""
     return [(f"{F.short_sql(rec['query'], 300)} ({rec['user']}, queryid {rec['queryid']})",
-             rec.get("text") or f"not planned: {rec.get('error')}") for rec in r.plans]
+             rec.get("text") or rec.get("note") or rec.get("error") or "not planned") for rec in r.plans]

@@ -4,7 +4,7 @@
 -- waiting on a Lock and for hidden ones. A role without pg_read_all_stats sees other roles'
 -- sessions with query '<insufficient privilege>' and NULL state, times and backend_type:
 -- those connected to a database are kept, marked by query_hidden.
-WITH a AS MATERIALIZED (
+WITH /* vhdiag */ a AS MATERIALIZED (
     SELECT a.*,
            CASE WHEN a.wait_event_type = 'Lock' OR a.backend_type IS NULL
                 THEN pg_blocking_pids(a.pid) END AS blockers

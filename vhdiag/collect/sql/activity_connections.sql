@@ -3,7 +3,7 @@
 -- counted: it holds a slot like any other. Sessions of other roles hidden from a role
 -- without pg_read_all_stats are counted with a NULL state. reserved_connections exists
 -- from PostgreSQL 16 (missing_ok gives NULL before).
-WITH c AS MATERIALIZED (
+WITH /* vhdiag */ c AS MATERIALIZED (
     SELECT a.datname, a.usename, a.application_name, a.state, a.wait_event_type
     FROM pg_stat_activity a
     WHERE a.backend_type = 'client backend'

@@ -1,7 +1,7 @@
 -- One row per client backend of pg_stat_activity, vhdiag's own excluded.
 -- PostgreSQL 14 added pg_stat_activity.query_id (with compute_query_id), the key of
 -- pg_stat_statements; it is read as text so that 64-bit values survive intact.
-WITH a AS MATERIALIZED (
+WITH /* vhdiag */ a AS MATERIALIZED (
     SELECT a.*,
            CASE WHEN a.wait_event_type = 'Lock' OR a.backend_type IS NULL
                 THEN pg_blocking_pids(a.pid) END AS blockers

@@ -3,7 +3,7 @@
 -- activity_connections.sql does; the durations leave it out. `hidden` counts sessions of
 -- other roles whose state a role without pg_read_all_stats cannot see; waiting_sessions
 -- still counts them when pg_blocking_pids says they wait.
-WITH c AS MATERIALIZED (
+WITH /* vhdiag */ c AS MATERIALIZED (
     SELECT a.pid, a.state, a.wait_event_type, a.xact_start, a.query_start, a.state_change,
            a.pid = pg_backend_pid() AS is_self,
            CASE WHEN a.backend_type IS NULL THEN cardinality(pg_blocking_pids(a.pid)) > 0 END AS hidden_waiting

@@ -6,7 +6,7 @@
 -- needs pg_ls_archive_statusdir(), granted to pg_monitor; its EXECUTE privilege is checked
 -- when a plan starts, even in an untaken CASE branch, so backups_archive_pending.sql runs
 -- apart, only when can_list_archive_status.
-SELECT a.archived_count,
+SELECT /* vhdiag */ a.archived_count,
        a.last_archived_wal,
        a.last_archived_time,
        extract(epoch FROM statement_timestamp() - a.last_archived_time)::float8 AS last_archived_age_s,

@@ -6,7 +6,7 @@
 -- Lag in bytes is measured from this server's current WAL position: pg_current_wal_lsn() on
 -- a primary; on a standby (pg_is_in_recovery) the last received, else replayed, position.
 -- Without pg_read_all_stats, pg_stat_replication and pg_stat_wal_receiver give only the pid.
-WITH cur AS (
+WITH /* vhdiag */ cur AS (
     SELECT pg_is_in_recovery() AS in_recovery,
            CASE WHEN pg_is_in_recovery()
                 THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())

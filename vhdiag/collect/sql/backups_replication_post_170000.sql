@@ -1,6 +1,6 @@
 -- Replication slots, WAL senders and (on a standby) the WAL receiver, with lag.
 -- PostgreSQL 17 added pg_replication_slots.inactive_since and invalidation_reason.
-WITH cur AS (
+WITH /* vhdiag */ cur AS (
     SELECT pg_is_in_recovery() AS in_recovery,
            CASE WHEN pg_is_in_recovery()
                 THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())

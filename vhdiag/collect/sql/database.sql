@@ -3,7 +3,7 @@
 -- database_post_140000.sql. Sizes need CONNECT on the database or pg_read_all_stats;
 -- without either, size_bytes is NULL rather than an error. checksum_failures is NULL when
 -- data checksums are off.
-SELECT d.datname AS database,
+SELECT /* vhdiag */ d.datname AS database,
        CASE WHEN has_database_privilege(d.datid, 'CONNECT')
                  OR pg_has_role('pg_read_all_stats', 'USAGE')
             THEN pg_database_size(d.datid) END AS size_bytes,

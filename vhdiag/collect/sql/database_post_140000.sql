@@ -1,7 +1,7 @@
 -- pg_stat_database for every database but template0/template1 and the shared-objects row.
 -- PostgreSQL 14 added the session counters: session_time, active_time,
 -- idle_in_transaction_time (ms), sessions, sessions_abandoned, sessions_fatal, sessions_killed.
-SELECT d.datname AS database,
+SELECT /* vhdiag */ d.datname AS database,
        CASE WHEN has_database_privilege(d.datid, 'CONNECT')
                  OR pg_has_role('pg_read_all_stats', 'USAGE')
             THEN pg_database_size(d.datid) END AS size_bytes,

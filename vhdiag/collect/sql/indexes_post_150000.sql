@@ -6,7 +6,7 @@
 -- so they queue behind an ACCESS EXCLUSIVE lock that another session holds or waits for on the
 -- index or its table. Such an index gets null bytes, columns and definition and
 -- size_skipped = true; everything else comes from the catalogs, which take no such lock.
-WITH locked AS (
+WITH /* vhdiag */ locked AS (
     SELECT DISTINCT l.relation AS oid
     FROM pg_locks AS l
     WHERE l.locktype = 'relation'

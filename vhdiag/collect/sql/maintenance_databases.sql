@@ -1,7 +1,7 @@
 -- Transaction ID and multixact ID age per database, every database including the templates
 -- (template0's age grows too), PostgreSQL 13+. Wraparound is at 2^31 - 1 = 2147483647;
 -- autovacuum forces an anti-wraparound vacuum past autovacuum_freeze_max_age.
-SELECT d.datname AS database,
+SELECT /* vhdiag */ d.datname AS database,
        age(d.datfrozenxid) AS xid_age,
        mxid_age(d.datminmxid) AS mxid_age,
        current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age,

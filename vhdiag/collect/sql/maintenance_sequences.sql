@@ -7,7 +7,7 @@
 -- lacks SELECT and USAGE on it: `readable` tells those apart. used_pct counts from min_value
 -- up (from max_value down for a descending sequence), in numeric so a bigint range cannot
 -- overflow.
-WITH locked AS (
+WITH /* vhdiag */ locked AS (
     SELECT DISTINCT l.relation
     FROM pg_locks l
     WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()

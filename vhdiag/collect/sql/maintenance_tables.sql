@@ -10,7 +10,7 @@
 -- dead-tuple threshold at autovacuum_vacuum_max_threshold (missing_ok gives NULL before,
 -- and least() ignores NULL). needs_vacuum ignores autovacuum_enabled on purpose: a table with
 -- autovacuum off needs a manual VACUUM all the more. suggestion is text, never executed.
-WITH g AS (
+WITH /* vhdiag */ g AS (
     SELECT current_setting('autovacuum_vacuum_threshold')::float8 AS vac_base,
            current_setting('autovacuum_vacuum_scale_factor')::float8 AS vac_scale,
            current_setting('autovacuum_vacuum_insert_threshold')::float8 AS ins_base,

@@ -7,7 +7,7 @@
 -- lock that another session holds or is waiting for (a waiting request blocks later ones too).
 -- Such a table gets null sizes and size_skipped = true instead of waiting for lock_timeout.
 -- CASE evaluates the size functions only for the relations that are not skipped.
-WITH locked AS (
+WITH /* vhdiag */ locked AS (
     SELECT DISTINCT l.relation AS oid
     FROM pg_locks AS l
     WHERE l.locktype = 'relation'

@@ -3,7 +3,7 @@
 -- and friends, which measure execution only: planning was not tracked before 1.8. Block I/O
 -- time is blk_read_time/blk_write_time. No plan, WAL, JIT or toplevel columns (null here).
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user

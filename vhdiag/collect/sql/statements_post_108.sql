@@ -2,7 +2,7 @@
 -- so total_time etc. split into total_plan_time/total_exec_time and friends, with the new plans
 -- counter; WAL usage arrives (wal_records, wal_fpi, wal_bytes, numeric). No toplevel yet.
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user

@@ -2,7 +2,7 @@
 -- function when pg_stat_statements.track = all), and the pg_stat_statements_info view
 -- (dealloc, stats_reset; see statements_info.sql). Other columns as in 1.8.
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user

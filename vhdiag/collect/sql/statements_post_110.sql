@@ -2,7 +2,7 @@
 -- (temp_blk_read_time, temp_blk_write_time) and JIT counters and times (jit_functions,
 -- jit_generation_time, jit_inlining_*, jit_optimization_*, jit_emission_*).
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user

@@ -4,7 +4,7 @@
 -- the entry, and its min/max values, started counting: a reset can now clear
 -- min/max only).
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user

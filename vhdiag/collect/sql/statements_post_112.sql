@@ -1,7 +1,7 @@
 -- pg_stat_statements 1.12 (PostgreSQL 18): adds wal_buffers_full (times WAL buffers were full)
 -- and parallel_workers_to_launch/parallel_workers_launched (planned vs started workers).
 -- {pgss} is the extension's schema, quoted by the driver.
-WITH me AS (
+WITH /* vhdiag */ me AS (
     SELECT r.oid AS userid, pg_has_role(r.oid, 'pg_read_all_stats', 'USAGE') AS reads_all
     FROM pg_roles AS r
     WHERE r.rolname = current_user
