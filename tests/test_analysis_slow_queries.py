@@ -179,7 +179,12 @@ def test_findings_kinds_severities_and_json():
     assert [(f["kind"], f["severity"], f["subject"]) for f in found] == [
         ("slow_query", "critical", "2"), ("slow_query", "warning", "1"), ("frequent_query", "info", "3"),
         ("no_history", "info", "shop")]
-    assert "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_sleep($1);" in found[1]["suggestion"]
+    # Advice that fits the cause: a statement that sleeps gets no EXPLAIN, index or cache advice.
+    assert found[1]["suggestion"].startswith("-- Find out why the application sleeps inside the database")
+    assert "pg_sleep()" in found[1]["detail"] and "EXPLAIN" not in found[1]["suggestion"]
+    assert "EXPLAIN (ANALYZE, BUFFERS) SELECT 6;" in found[0]["suggestion"]
+    assert found[0]["title"] == "Slow query: SELECT 6: mean 6,000.0 ms over 1 call"
+    assert "ran 1 time " in found[0]["detail"] and "«SELECT 6»" in found[0]["detail"]
     assert "Cache query results" in found[2]["suggestion"] and "50.0 per second" in found[2]["detail"]
     assert found[3]["queryid"] is None and found[3]["query"] is None
     json.dumps(found)  # plain JSON types only
@@ -217,3 +222,46 @@ def test_utility_statements_are_ranked_but_never_findings():
     found = F.slow_query_findings(slow=sq.slow(w, 1000), new=sq.new_queries(w, w.iloc[:0], share_pct=5))
     assert [(f["kind"], f["queryid"]) for f in found] == [("slow_query", 3), ("new_query", 3)]
     assert not Q.is_explainable("VACUUM t") and Q.is_explainable("(SELECT 1) UNION (SELECT 2)")
+
+
+def test_wording_helpers():
+    assert [F.plural(n, "call") for n in (0, 1, 2, 1500)] == ["0 calls", "1 call", "2 calls", "1,500 calls"]
+    assert F.plural(1, "sequential scan") == "1 sequential scan"
+    assert F.short_sql("SELECT  a,\n   b FROM t", 70) == "SELECT a, b FROM t"
+    assert F.short_sql("x" * 100, 10) == "xxxxxxxxx…"
+    # "+17316 %" said as people say it; small changes stay percentages.
+    assert [F.change_words(v) for v in (17316.0, 250.0, 35.4, -60.0, None)] == ["174x", "4x", "+35 %", "-60 %", "n/a"]
+
+
+def test_n_plus_one_and_frequent_are_told_apart():
+    w = frame({"queryid": 1, "query": "SELECT name FROM products WHERE id = $1", "calls": 5000, "rows": 5000,
+               "total_exec_ms": 10.0},
+              {"queryid": 2, "query": "SELECT count(*) FROM products", "calls": 5000, "rows": 5000,
+               "total_exec_ms": 10.0})
+    found = F.slow_query_findings(slow=sq.slow(w, 1000), frequent=sq.frequent(w, 20, 1000), window_s=100)
+    titles = {f["queryid"]: f["title"] for f in found}
+    assert titles[1] == "N+1 query: 5,000 single-row lookups (50% of calls)"
+    assert titles[2] == "Frequent query: SELECT count(*) FROM products: 50% of all calls"
+    n1 = next(f for f in found if f["queryid"] == 1)
+    assert "WHERE id = ANY($1)" in n1["suggestion"] and "one at a time" in n1["detail"]
+
+
+def test_index_advice_orders_by_after_equality_and_drops_prefixes():
+    heavy = pd.DataFrame([{"schema": "public", "table": "sales", "seq_scan": 40, "seq_tup_read": 12_000_000,
+                           "rows_per_seq_scan": 300_000.0, "n_live_tup": 300_000, "total_bytes": 1, "idx_scan": 0}])
+    indexes = pd.DataFrame(columns=["schema", "table", "columns", "valid"])
+    top = frame({"queryid": 1, "query": "SELECT count(*) FROM sales WHERE machine_id = $1", "calls": 40,
+                 "total_exec_ms": 400.0},
+                {"queryid": 2, "query": "SELECT * FROM sales WHERE machine_id = $1 ORDER BY sold_at DESC LIMIT $2",
+                 "calls": 40, "total_exec_ms": 300.0})
+    advice = sq.index_advice(top, heavy, indexes, heavy)
+    # (machine_id) is a prefix of (machine_id, sold_at), which serves both statements: one suggestion.
+    assert list(advice["suggestion"]) == ["CREATE INDEX CONCURRENTLY ON public.sales (machine_id, sold_at);"]
+    assert list(advice["queryid"]) == [2]
+
+
+def test_own_statements_of_a_dropped_role_are_not_the_monitors():
+    from vhdiag.analysis.query_text import is_own
+    assert is_own("ROLLBACK", pd.NA, "monitor") is False
+    assert is_own("ROLLBACK", "monitor", "monitor") is True
+    assert is_own("ROLLBACK", "app", "monitor") is False

@@ -265,7 +265,7 @@ def test_snapshot_of_a_frozen_server_fails_and_stores_nothing(server, tmp_path):
 def test_report_plans_on_a_frozen_server_fail_in_one_line(server):
     """The slow-query report plans statements on a raw connection and keeps each failure as a
     note; a frozen server is no such failure: the report stops with the one line."""
-    from vhdiag.reports import generic_plans
+    from vhdiag.collect.plans import generic_plans
     if server.major < 16:
         pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16 or later")
     frame = pd.DataFrame({"queryid": [1, 2], "user": ["postgres"] * 2, "database": [DB] * 2,

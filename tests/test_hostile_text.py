@@ -103,8 +103,8 @@ def report(hostile):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(["report", "slow_queries", "--dsn", hostile["server"].dsn(DB), "--history", hostile["history"],
-                         "--since", hostile["ts"]["A"], "--until", hostile["ts"]["B"], "--out", str(hostile["out"]),
-                         "--quiet"])
+                         "--target-name", "hostile",
+                         "--since", hostile["ts"]["A"], "--until", hostile["ts"]["B"], "--out", str(hostile["out"])])
     return code, out.getvalue(), err.getvalue()
 
 

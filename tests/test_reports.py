@@ -299,7 +299,7 @@ def test_every_summary_matches_the_schema(shop, second):
     for path in summaries:
         errors = sorted(validator.iter_errors(json.loads(path.read_text())), key=str)
         assert not errors, (path, [e.message for e in errors])
-    broken = json.loads(summaries[0].read_text())
+    broken = next(d for d in map(json.loads, (p.read_text() for p in summaries)) if d["findings"])
     broken["findings"][0]["severity"] = "urgent"
     assert list(validator.iter_errors(broken))   # the schema can fail
 

@@ -126,7 +126,8 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
         params["reports_dir"] = str(base)
     work = Path(_mkdtemp(base, f".{period}.partial-"))
     executed = work / f"{spec.name}.ipynb"
-    nb_params = {"target": target_ref, "history": history_ref, "target_name": name_in_store,
+    # The name as given (the kernel derives the same default): a given name must be in the store.
+    nb_params = {"target": target_ref, "history": history_ref, "target_name": target_name or "",
                  "since": start.isoformat(), "until": end.isoformat(), "params": params}
     if statement_timeout_ms is not None:
         nb_params["statement_timeout_ms"] = int(statement_timeout_ms)
