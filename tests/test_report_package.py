@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -31,7 +32,8 @@ from vhdiag.reports.periods import resolve_window
 
 TITLE = "Table count"
 DESCRIPTION = "how many user tables the database has"
-PARAMS = [Param("fail", bool, False, "raise in build()"), Param("at_least", int, 1, "flag fewer", minimum=0)]
+PARAMS = [Param("fail", bool, False, "raise in build()"), Param("at_least", int, 1, "flag fewer", minimum=0),
+          Param("hang_after", str, "", "touch this file, then sleep (a run to kill)")]
 
 
 def build(target=None, history=None, since=None, until=None, target_name=None, *, statement_timeout_ms=None,
@@ -39,6 +41,10 @@ def build(target=None, history=None, since=None, until=None, target_name=None, *
     p = resolve_params(PARAMS, params, "table_count", config)
     if p["fail"]:
         raise RuntimeError("planted failure")
+    if p["hang_after"]:
+        import pathlib, time
+        pathlib.Path(p["hang_after"]).touch()
+        time.sleep(600)
     start, end = resolve_window(since or None, until or None)
     with vhdiag.connect(target) as db:
         n = len(db.tables())
@@ -167,3 +173,95 @@ def test_the_wheel_runs_a_report_outside_the_checkout(pg, tmp_path):
     assert (run.returncode, run.stdout, run.stderr) == (0, "", ""), run.stderr
     (summary,) = (work / "reports").glob("*/*/slow_queries.summary.json")
     assert json.loads(summary.read_text())["schema_version"] == reports.SCHEMA_VERSION
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (read from /proc), parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop(0))
+        todo += children.get(out[-1], [])
+    return out
+
+
+def test_a_killed_run_leaves_the_previous_report_and_the_next_run_cleans_up(pg, team_reports, tmp_path):
+    from helpers import eventually
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "vhdiag", "report", "table_count", "--dsn", pg.dsn(), "--target-name", "probe",
+            "--week", "2026-W48", "--out", str(out), "--quiet"]
+    assert subprocess.run(argv, capture_output=True, timeout=300).returncode == 0
+    folder = out / "probe" / "2026-W48"
+    before = {p.name: _sha(p) for p in folder.iterdir()}
+    index_before = (out / "index.html").read_bytes()
+    generated = json.loads((folder / "table_count.report.json").read_text())["generated_at"]
+    marker = tmp_path / "hanging"
+    proc = subprocess.Popen(argv + ["-p", f"hang_after={marker}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        eventually(marker.exists, lambda ok: ok or proc.poll() is not None, timeout=180)
+        assert marker.exists(), "the run to kill never reached its notebook"
+    finally:
+        for pid in _descendants(proc.pid):   # the runner first, then its kernel
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert {p.name: _sha(p) for p in folder.iterdir()} == before
+    assert (out / "index.html").read_bytes() == index_before
+    (leftover,) = [p for p in (out / "probe").iterdir() if ".partial-" in p.name]
+    # A live run's folder is locked, so the next run leaves it; a killed run's is not, so it goes.
+    assert subprocess.run(argv, capture_output=True, timeout=300).returncode == 0
+    assert not leftover.exists()
+    assert json.loads((folder / "table_count.report.json").read_text())["generated_at"] > generated
+
+
+@pytest.fixture(params=["immutable", "read-only mount"])
+def read_only(request, tmp_path):
+    """A folder nothing can be written in, and the system's words for why; root ignores
+    permissions, so it is made immutable (chattr +i) or is a read-only tmpfs."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if request.param == "immutable":
+        make, undo, why = ["chattr", "+i", str(folder)], ["chattr", "-i", str(folder)], "Operation not permitted"
+    else:
+        make, undo, why = (["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], ["umount", str(folder)],
+                           "Read-only file system")
+    try:
+        done = subprocess.run(make, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        pytest.skip(f"{make[0]} is not installed: {exc}")
+    if done.returncode:
+        pytest.skip(f"{' '.join(make[:2])} does not work here: {done.stderr.strip()}")
+    try:
+        yield folder, why
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_out_on_a_read_only_folder_is_one_line(pg, read_only, capsys):
+    folder, why = read_only
+    code = cli.main(["report", "slow_queries", "--dsn", pg.dsn(), "--out", str(folder / "reports")])
+    assert (code, capsys.readouterr().err) == (1, f"Error: cannot write reports in {folder}: {why}: give a folder "
+                                                  "you can write to with --out DIR\n")
+    assert list(folder.iterdir()) == []
+
+
+def test_windows_out_of_range_are_refused_before_any_kernel(capsys, tmp_path):
+    from vhdiag.errors import ConfigError
+    # 100000 days fit, but the baseline of the same length before them does not.
+    with pytest.raises(ConfigError, match=r"^--window 100000d is out of range: vhdiag handles times from "):
+        reports.resolve_window(window="100000d", until="2026-11-30T00:00:00Z")
+    code = cli.main(["report", "slow_queries", "--dsn", "postgresql://nobody@127.0.0.1:1/x", "--window", "10000000d",
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "10000000d" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -28,11 +28,16 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
     length = parse_duration(window or DEFAULT_WINDOW)
     if length <= pd.Timedelta(0):
         raise ConfigError(f"the window {window!r} is not positive: give a duration such as 7d")
+    start = parse_time(since, now=now) if since else None
     try:
-        start = parse_time(since, now=now) if since else end - length
+        if start is None:
+            start = end - length
+        start - (end - start)  # the report also reads the baseline of the same length before it
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise ConfigError(f"the window {window!r} reaches before 1677, the earliest time vhdiag can handle: "
-                          "give a shorter --window or --since") from None
+        what = f"--since {since}" if since else f"--window {window or DEFAULT_WINDOW}"
+        raise ConfigError(f"{what} is out of range: vhdiag handles times from 1677-09-22 to 2262-04-11, and a "
+                          "report also reads the window of the same length before its own: give a shorter one, "
+                          "e.g. --window 7d") from None
     check_window(start, end, open_start=True)
     return start, end
 

@@ -75,14 +75,21 @@ def parse_assignments(pairs, spec: registry.ReportSpec) -> dict:
 
 
 def _check_out(out) -> Path:
+    """``--out`` as a folder vhdiag can write in, checked before any kernel starts (nothing is
+    created: the first existing folder on the way is tried with a file that is gone at once)."""
+    import tempfile
     root = Path(out).expanduser().resolve()
     probe = root
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"--out {root}: {probe} is a file, not a folder: give --out a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {root}: {probe} is not writable: give --out a folder you can write to")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write reports in {probe}: {exc.strerror or exc}: give a folder you can write "
+                          "to with --out DIR") from None
     return root
 
 
@@ -124,7 +131,8 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     final = base / period
     if "reports_dir" in {p.name for p in spec.params}:
         params["reports_dir"] = str(base)
-    work = Path(_mkdtemp(base, f".{period}.partial-"))
+    work = Path(_mkdtemp(base, f".{period}.{spec.name}.partial-"))
+    lock = _hold(work)
     executed = work / f"{spec.name}.ipynb"
     # The name as given (the kernel derives the same default): a given name must be in the store.
     nb_params = {"target": target_ref, "history": history_ref, "target_name": target_name or "",
@@ -150,23 +158,41 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
             reason = _reason(exc, spec.name)
             kept = _keep_failure(base, work, spec, period, start, end, name_in_store, display, reason)
             html.write_index(root)
+            lock.close()
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise VhdiagError(f"{reason}; partial notebook kept at {kept / executed.name}") from None
+        (work / LOCK_FILE).unlink()
         _move_into_place(work, final, spec.name)
+        lock.close()
         html.write_index(root)
     return RunResult(spec.name, spec.title, name_in_store, period, final, final / executed.name,
                      final / f"{spec.name}.html", final / f"{spec.name}.summary.json",
                      payload["summary"]["findings"], wall)
 
 
-def _clean_stale(base: Path, older_than_s: float = 86400) -> None:
-    """Temporary folders of runs killed more than a day ago (a younger one may be running now)."""
-    cutoff = time.time() - older_than_s
+LOCK_FILE = ".running"
+
+
+def _hold(work: Path):
+    """Lock ``work`` for as long as this process lives: the kernel closes no lock of ours, and a
+    killed run's lock is gone with it, which is how the next run tells dead folders from live ones."""
+    import fcntl
+    fh = open(work / LOCK_FILE, "w")  # noqa: SIM115 - held until the run ends
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
+
+
+def _clean_stale(base: Path) -> None:
+    """Temporary folders of killed runs (their lock is free); a running report's folder is locked."""
+    import fcntl
     for path in base.glob(".*.partial-*"):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < cutoff:
+        try:
+            with open(path / LOCK_FILE, "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 shutil.rmtree(path)
+        except OSError:  # locked: a run in progress; or already gone
+            continue
 
 
 def _mkdtemp(base: Path, prefix: str) -> str:
@@ -247,6 +273,8 @@ def _keep_failure(base, work, spec, period, start, end, target, display, reason)
     """Move the partial run to ``<base>/.failed/<period>-<time>/`` with a report.json saying why."""
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
     kept = private_dir(base / FAILED_DIR) / f"{period}-{spec.name}-{stamp}"
+    with contextlib.suppress(OSError):
+        (work / LOCK_FILE).unlink()
     with contextlib.suppress(OSError):
         os.replace(work, kept)
     if not kept.is_dir():
