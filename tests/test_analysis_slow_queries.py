@@ -254,8 +254,10 @@ def test_index_advice_orders_by_after_equality_and_drops_prefixes():
                  "total_exec_ms": 400.0},
                 {"queryid": 2, "query": "SELECT * FROM sales WHERE machine_id = $1 ORDER BY sold_at DESC LIMIT $2",
                  "calls": 40, "total_exec_ms": 300.0})
-    advice = sq.index_advice(top, heavy, indexes, heavy)
-    # (machine_id) is a prefix of (machine_id, sold_at), which serves both statements: one suggestion.
+    sleeping = frame({"queryid": 3, "query": "SELECT pg_sleep($1), count(*) FROM sales WHERE status = $2",
+                      "calls": 2, "total_exec_ms": 2000.0})
+    advice = sq.index_advice(pd.concat([sleeping, top], ignore_index=True), heavy, indexes, heavy)
+    # A statement that sleeps gets no index advice; (machine_id) is a prefix of (machine_id, sold_at), which serves both statements: one suggestion.
     assert list(advice["suggestion"]) == ["CREATE INDEX CONCURRENTLY ON public.sales (machine_id, sold_at);"]
     assert list(advice["queryid"]) == [2]
 

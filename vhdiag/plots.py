@@ -284,9 +284,10 @@ def drilldown(series: dict, since=None, until=None, title: str = "Top queries ov
             mean_ax.set_ylim(bottom=0, top=max(float(mean.max()) * 1.2, 1e-3) if mean.notna().any() else 1)
             calls_ax.set_ylabel("calls per interval")
             mean_ax.set_ylabel("mean execution time (ms)")
-            shown, name = label(key, 40), label((queries or {}).get(key, ""), 60)
-            calls_ax.set_title(f"[{shown}] {name}: calls", fontsize=8, loc="left")
-            mean_ax.set_title(f"[{shown}]: mean time", fontsize=8, loc="left")
+            # Each title stays above its own axes: the text on the left, the queryid on the right.
+            shown, name = label(key, 40), label((queries or {}).get(key, ""), 48)
+            calls_ax.set_title(f"{name}: calls", fontsize=8, loc="left")
+            mean_ax.set_title(f"queryid {shown}: mean time", fontsize=8, loc="left")
             for ax in (calls_ax, mean_ax):
                 ax.grid(alpha=0.3)
                 if lo is not None and hi is not None:

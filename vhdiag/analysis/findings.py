@@ -26,7 +26,7 @@ import re
 
 import pandas as pd
 
-from .query_text import is_explainable
+from .query_text import is_explainable, sleeps
 from .slow_queries import RUNBOOK
 
 _EXPLAIN_HINT = "-- see where the time goes (replace $1, $2, ... with real values first):\nEXPLAIN (ANALYZE, BUFFERS) "
@@ -80,7 +80,6 @@ def change_words(pct) -> str:
     return f"{pct:+.0f} %"
 
 
-_SLEEP = re.compile(r"\bpg_sleep(?:_for|_until)?\s*\(", re.I)
 _SINGLE_ROW = re.compile(r"\bwhere\b.*=\s*\$\d+", re.I | re.S)
 
 
@@ -89,7 +88,7 @@ def diagnosis(rec) -> tuple[str, str]:
     index is wrong for a statement that sleeps, and a cache is wrong for one that spills to disk."""
     query = rec.get("query") or ""
     explain = f"{_EXPLAIN_HINT}{_stmt(query)};"
-    if _SLEEP.search(query):
+    if sleeps(query):
         return ("It spends its time in pg_sleep(): it waits on purpose, and no index or cache makes that faster.",
                 "-- Find out why the application sleeps inside the database (a retry loop, a throttle, a test "
                 "left in) and move the wait out of it: the session holds a connection, and any locks, while it sleeps.")

@@ -242,3 +242,11 @@ def quote_ident(name: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and name not in keywords:
         return name
     return '"' + name.replace('"', '""') + '"'
+
+
+_SLEEP = re.compile(r"\bpg_sleep(?:_for|_until)?\s*\(", re.I)
+
+
+def sleeps(query) -> bool:
+    """The statement calls pg_sleep(): its time is waiting, not work, so no index or cache helps it."""
+    return isinstance(query, str) and bool(_SLEEP.search(query))

@@ -215,6 +215,8 @@ def index_advice(top: pd.DataFrame, heavy: pd.DataFrame, indexes: pd.DataFrame,
             leading.setdefault((s, t), set()).add(cols.split(",")[0].strip().strip('"'))
     rows, seen = [], set()
     for rec in top.to_dict("records"):
+        if query_text.sleeps(rec["query"]):  # its time is pg_sleep's: an index would not be why it is slow
+            continue
         parsed = query_text.shape(rec["query"]) if isinstance(rec["query"], str) else None
         if parsed is None:
             continue

@@ -163,7 +163,8 @@ def _build(inputs, p, start, end, b_start, b_end) -> SlowQueryReport:
         r.series = {str(q): sq.per_interval(store.statement_series(int(q), start, end, target=name))
                     for q in r.top_total["queryid"].head(min(top_n, DRILL_DOWN))}
         r.drill_since = _covered_from(inputs.snapshots, start, end)
-        if r.drill_since is not None and r.drill_since > start + (end - start) / 10:
+        uncovered = (r.drill_since - start) if r.drill_since is not None else pd.Timedelta(0)
+        if uncovered > max((end - start) / 10, pd.Timedelta(minutes=15)):
             r.notes.append(f"the history covers the window only from {r.drill_since:%Y-%m-%d %H:%M} UTC "
                            "(the first snapshot in it); the drill-down shows that part")
     r.findings = F.slow_query_findings(
