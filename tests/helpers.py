@@ -50,3 +50,16 @@ def scratch_database(pg, name):
     yield name
     with pg.admin("postgres") as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def ensure_database(server, name, *setup):
+    """Database ``name`` on ``server`` (anything with ``admin(dbname)``), created on first use with
+    pg_stat_statements and the ``setup`` statements run once in it."""
+    with server.admin("postgres") as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(f"CREATE DATABASE {name}")
+    with server.admin(name) as db:
+        db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        for sql in setup:
+            db.execute(sql)

@@ -23,6 +23,8 @@ import pandas as pd
 import psycopg
 import pytest
 
+from helpers import ensure_database
+
 import vhdiag
 import vhdiag.target
 from vhdiag.history import History
@@ -39,12 +41,7 @@ pytestmark = pytest.mark.timeout(90)  # unfixed, these hang: fail in bounded tim
 def server(request, servers):
     """A server of each version that only these tests freeze."""
     server = servers.extra(f"frozen-{request.param}", version=request.param)
-    with server.admin("postgres") as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
-            conn.execute(f"CREATE DATABASE {DB}")
-    with server.admin(DB) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        conn.execute("CREATE TABLE IF NOT EXISTS t (x int PRIMARY KEY)")
+    ensure_database(server, DB, "CREATE TABLE IF NOT EXISTS t (x int PRIMARY KEY)")
     return server
 
 

@@ -22,7 +22,7 @@ from vhdiag.history import History
 from vhdiag.history.deltas import counter_diff, detect_events
 
 import workload
-from helpers import exclusive_lock
+from helpers import exclusive_lock, ensure_database
 
 # The history tests run their own workload in their own database, so the planted database's
 # counters stay exactly what tests/workload.py made them.
@@ -33,15 +33,10 @@ SEQ = "SELECT count(*) FROM orders WHERE customer_id = $1"
 @pytest.fixture
 def pg(pg):
     """The conftest server, with this module's own database created on first use."""
-    with pg.admin("postgres") as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PROBE_DB,)).fetchone():
-            conn.execute(f"CREATE DATABASE {PROBE_DB}")
-            with pg.admin(PROBE_DB) as db:
-                db.execute("CREATE EXTENSION pg_stat_statements")
-                db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int)")
-                db.execute("INSERT INTO orders SELECT g, g % 50 FROM generate_series(1, 2000) g")
-                db.execute("CREATE TABLE machine_events (id int)")
-                db.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {workload.APP_USER}")
+    ensure_database(pg, PROBE_DB, "CREATE TABLE orders (id int PRIMARY KEY, customer_id int)",
+                    "INSERT INTO orders SELECT g, g % 50 FROM generate_series(1, 2000) g",
+                    "CREATE TABLE machine_events (id int)",
+                    f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {workload.APP_USER}")
     return pg
 
 

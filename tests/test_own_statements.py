@@ -20,10 +20,11 @@ from vhdiag.history import History
 from vhdiag.marker import MARKER
 
 import workload
+from helpers import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_DB = "own_probe"
-MONITOR = "vh_monitor"          # a role of its own: its pg_stat_statements entries are vhdiag's only
+MONITOR = "vh_own_monitor"        # a role of its own: its pg_stat_statements entries are vhdiag's only
 APP_QUERY = "SELECT count(*) FROM orders WHERE customer_id = $1"
 
 
@@ -34,13 +35,9 @@ def probe(pg):
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (MONITOR,)).fetchone():
             conn.execute(f"CREATE ROLE {MONITOR} LOGIN")
             conn.execute(f"GRANT pg_monitor TO {MONITOR}")
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PROBE_DB,)).fetchone():
-            conn.execute(f"CREATE DATABASE {PROBE_DB}")
-            with pg.admin(PROBE_DB) as db:
-                db.execute("CREATE EXTENSION pg_stat_statements")
-                db.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int)")
-                db.execute("INSERT INTO orders SELECT g, g % 50 FROM generate_series(1, 2000) g")
-                db.execute(f"GRANT SELECT ON orders TO {workload.APP_USER}, {MONITOR}")
+    ensure_database(pg, PROBE_DB, "CREATE TABLE orders (id int PRIMARY KEY, customer_id int)",
+                    "INSERT INTO orders SELECT g, g % 50 FROM generate_series(1, 2000) g",
+                    f"GRANT SELECT ON orders TO {workload.APP_USER}, {MONITOR}")
     return pg
 
 
