@@ -22,7 +22,9 @@ from pathlib import Path
 import psycopg
 
 import vhdiag
-from vhdiag.server import LocalServer, embedded_bin_dir
+from vhdiag.binaries import embedded_bin_dir
+
+from vhdiag.server import LocalServer
 
 METHODS = ["statements", "tables", "indexes", "activity", "connections", "database", "maintenance",
            "wraparound", "sequences", "backups", "replication"]

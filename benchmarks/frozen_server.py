@@ -25,7 +25,10 @@ import psycopg
 
 import vhdiag
 from vhdiag.bounded import BoundedConnection
-from vhdiag.server import LocalServer, embedded_bin_dir
+from vhdiag.binaries import embedded_bin_dir
+
+
+from vhdiag.server import LocalServer
 
 
 def _median_us(fn, runs: int) -> float:

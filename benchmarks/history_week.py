@@ -27,7 +27,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vhdiag.history import History  # noqa: E402
-from vhdiag.server import LocalServer, embedded_bin_dir  # noqa: E402
+from vhdiag.binaries import embedded_bin_dir  # noqa: E402
+from vhdiag.server import LocalServer  # noqa: E402
 
 
 def synthetic_frames(n_statements, n_tables, rng):

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from vhdiag.server import LocalServer, embedded_bin_dir, system_bin_dir
+from vhdiag.binaries import embedded_bin_dir, system_bin_dir
+
+from vhdiag.server import LocalServer
 
 import workload
 

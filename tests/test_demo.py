@@ -9,7 +9,10 @@ import pytest
 
 from vhdiag import demo
 from vhdiag.errors import VhdiagError
-from vhdiag.server import LocalServer, embedded_bin_dir
+from vhdiag.binaries import embedded_bin_dir
+
+
+from vhdiag.server import LocalServer
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vhdiag import server as server_mod
+from vhdiag import binaries as server_mod  # where binaries and the service account come from
 from vhdiag.errors import VhdiagError
-from vhdiag.server import LocalServer, embedded_bin_dir
+from vhdiag.binaries import embedded_bin_dir
+
+from vhdiag.server import LocalServer
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root copies binaries for the service user")
 
@@ -82,13 +84,13 @@ def _assert_genuine_root_copy(result: Path, target: Path) -> None:
     pytest.param(dict(file_mode=0o777), id="binary-world-writable"),
 ])
 def test_untrusted_cached_copy_is_rebuilt(install, plant):
-    account = server_mod._service_account()
+    account = server_mod.service_account()
     assert not server_mod._usable_by(account, install)
     root = server_mod._cache_root()
     target = server_mod.cached_install_dir(install.parent)
     assert target.parent == root
     _plant(target, **plant)
-    result = server_mod._reachable_bin_dir(install, account)
+    result = server_mod.reachable_bin_dir(install, account)
     _assert_genuine_root_copy(result, target)
 
 
@@ -99,7 +101,7 @@ def test_predictable_tmp_copy_is_never_run(install):
     legacy = Path(tempfile.gettempdir()) / f"vhdiag-pginstall-{key}"
     _plant(legacy, owner=NOBODY, dir_mode=0o777, file_owner=NOBODY, file_mode=0o777)
     try:
-        result = server_mod._reachable_bin_dir(install, server_mod._service_account())
+        result = server_mod.reachable_bin_dir(install, server_mod.service_account())
         assert legacy not in (result, *result.parents)
         assert (result / "postgres").read_text() == GENUINE
     finally:
@@ -108,12 +110,12 @@ def test_predictable_tmp_copy_is_never_run(install):
 
 @as_root
 def test_cached_copy_is_built_once_then_reused(install):
-    account = server_mod._service_account()
-    first = server_mod._reachable_bin_dir(install, account)
+    account = server_mod.service_account()
+    first = server_mod.reachable_bin_dir(install, account)
     target = server_mod.cached_install_dir(install.parent)
     _assert_genuine_root_copy(first, target)
     inode = os.stat(first / "postgres").st_ino
-    assert server_mod._reachable_bin_dir(install, account) == first
+    assert server_mod.reachable_bin_dir(install, account) == first
     assert os.stat(first / "postgres").st_ino == inode
 
 
@@ -123,7 +125,7 @@ def test_cache_root_writable_by_others_is_refused(install, scratch):
     cache.mkdir(mode=0o755)
     os.chown(cache, NOBODY, NOBODY)
     with pytest.raises(VhdiagError) as err:
-        server_mod._reachable_bin_dir(install, server_mod._service_account())
+        server_mod.reachable_bin_dir(install, server_mod.service_account())
     assert str(err.value) == (f"{cache} is not safe to run PostgreSQL binaries from as root (it or a parent "
                               "is not owned by root, or is writable by group or others): remove it, or "
                               f"chown root:root {cache} && chmod 755 {cache}")
@@ -137,7 +139,7 @@ def test_version_probe_runs_as_the_service_account(scratch):
     # Reports the uid it ran as in place of the major version.
     (bin_dir / "postgres").write_text("#!/bin/sh\necho \"postgres (PostgreSQL) $(id -u).0\"\n")
     (bin_dir / "postgres").chmod(0o755)
-    account = server_mod._service_account()
+    account = server_mod.service_account()
     assert account.pw_uid != 0
     assert server_mod.bin_major(bin_dir, account) == account.pw_uid
 

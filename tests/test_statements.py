@@ -15,7 +15,7 @@ import pytest
 import vhdiag
 import workload
 from vhdiag.collect import _base, statements
-from vhdiag.server import embedded_bin_dir
+from vhdiag.binaries import embedded_bin_dir
 
 SEQ_QUERY = workload.SEQ_QUERY
 CHEAP_QUERY = "SELECT amount FROM orders WHERE id = $1"

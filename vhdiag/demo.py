@@ -23,7 +23,9 @@ import psycopg
 
 from .config import load_config
 from .files import DIR_MODE, private_dir
-from .server import LocalServer, embedded_bin_dir
+from .binaries import embedded_bin_dir
+
+from .server import LocalServer
 
 DB = "vendhub"
 DEMO_TARGET = "demo/vendhub"  # the demo's name in its history store
