@@ -289,13 +289,16 @@ def test_catalog_check_calls_only_builtins(catalog_cases, unnest_overload, targe
 
 
 # -- the real report, through the command line ------------------------------------------------
-def _report(planted, tmp_path, cwd):
+def _run_cases_again(planted):
+    """Whatever the tests since the fixture did to pg_stat_statements (resets, evictions), the
+    report ranks the cases now. Call it before watching the log: running them runs their code."""
     import psycopg
-    # Run the cases again right before: whatever the tests since the fixture did to
-    # pg_stat_statements (resets, evictions), the report ranks them now.
     with psycopg.connect(planted.dsn(DB, user=workload.APP_USER, via="socket"), autocommit=True) as conn:
         for sql, params, _, _ in CASES.values():
             conn.execute(sql, params)
+
+
+def _report(planted, tmp_path, cwd):
     env = {k: v for k, v in os.environ.items() if k not in ("VHDIAG_DSN", "DATABASE_URL", "VHDIAG_HISTORY",
                                                             "VHDIAG_CONFIG")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(vhdiag.__file__).parent.parent), env.get("PYTHONPATH", "")])
@@ -310,6 +313,7 @@ def _report(planted, tmp_path, cwd):
 
 @pytest.mark.pg(">= 16")
 def test_report_refuses_user_code_and_plans_the_rest(planted, tmp_path):
+    _run_cases_again(planted)
     log = ServerLog(planted.server)
     plans, html = _report(planted, tmp_path, tmp_path)
     assert log.marked() == []
