@@ -33,6 +33,9 @@ HEADERS = {
     "rows_per_seq_scan": "rows per seq scan", "n_live_tup": "live rows", "total_bytes": "size",
     "idx_scan": "index scans", "suggestion": "suggestion", "ts": "time (UTC)", "interval_s": "interval",
     "events": "events", "notes": "notes",
+    "growth_bytes_per_day": "growth", "before_bytes_per_day": "growth, previous window",
+    "growth_bytes": "grown", "end_total_bytes": "size now", "n_tup_ins": "rows inserted",
+    "n_tup_del": "rows deleted", "share_of_usable_pct": "share of usable slots",
 }
 
 STYLE = """<style>
@@ -101,6 +104,8 @@ def _cell(column: str, value) -> tuple[str, str]:
         return "n", esc(f"{float(value):.1f} %")
     if column.endswith("_ratio"):
         return "n", esc("new" if value == float("inf") else f"{float(value):.1f}×")
+    if column.endswith("bytes_per_day"):
+        return "n", esc(human_bytes(value) + "/day")
     if column.endswith("bytes"):
         return "n", esc(human_bytes(value))
     if column == "interval_s":

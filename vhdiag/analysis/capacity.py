@@ -97,11 +97,11 @@ def connection_peaks(series: pd.DataFrame, usable: int | None) -> dict:
 
 def by_app_state(conns: pd.DataFrame, usable: int | None) -> pd.DataFrame:
     if conns is None or conns.empty:
-        return pd.DataFrame(columns=["application", "state", "connections", "share_pct"])
+        return pd.DataFrame(columns=["application", "state", "connections", "share_of_usable_pct"])
     g = conns.assign(application=conns["application"].fillna("").replace("", "(none)"),
                      state=conns["state"].fillna("(hidden)")) \
         .groupby(["application", "state"], as_index=False)["connections"].sum()
-    g["share_pct"] = 100 * g["connections"] / usable if usable else np.nan
+    g["share_of_usable_pct"] = 100 * g["connections"] / usable if usable else np.nan
     return g.sort_values("connections", ascending=False).reset_index(drop=True)
 
 
