@@ -39,13 +39,28 @@ def test_defaults_are_the_runbooks_numbers():
                                   "memory_threshold_pct": 80}
 
 
+CAPACITY_OWN = ("window_days", "horizon_days", "disk_quota_bytes", "quota_warning_pct", "quota_critical_pct",
+                "forecast_min_points", "forecast_min_days", "forecast_confidence_pct", "forecast_flat_pct",
+                "forecast_weekly_min_strength", "growth_acceleration_ratio", "growth_min_bytes_per_day",
+                "dead_tuples_min", "dead_tuples_pct", "vacuum_max_age_days", "bloat_pct", "bloat_min_bytes",
+                "wraparound_pct", "sequence_used_pct")
+
+
+def test_every_capacity_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CAPACITY_OWN]
+    assert len(lines) == len(CAPACITY_OWN)
+    assert all("vhdiag's own" in ln for ln in lines)
+
+
 def test_every_default_cites_the_runbook():
     for line in DEFAULTS_PATH.read_text().splitlines():
         if "=" in line and not line.startswith(("#", "[")) and not line.split("=")[0].strip() in (
                 "step", "default_since", "timeout_s", "max_points_per_series", "cpu_pct", "memory_pct",
                 "error_rate_pct", "response_time_p95_ms", "db_connections", "comparison",
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
-                    "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls"):
+                    "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
+                    # [capacity]: vhdiag's own, each line says so
+                    *CAPACITY_OWN):
             assert "runbook" in line, line
 
 
@@ -86,7 +101,7 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
      "(known keys under [thresholds.cpu_pct]: warning, critical)"),
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
-     "tables, reports, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics)"),
+     "tables, reports, capacity, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

@@ -33,6 +33,9 @@ HEADERS = {
     "rows_per_seq_scan": "rows per seq scan", "n_live_tup": "live rows", "total_bytes": "size",
     "idx_scan": "index scans", "suggestion": "suggestion", "ts": "time (UTC)", "interval_s": "interval",
     "events": "events", "notes": "notes",
+    "growth_bytes_per_day": "growth", "before_bytes_per_day": "growth, previous window",
+    "growth_bytes": "grown", "end_total_bytes": "size now", "n_tup_ins": "rows inserted",
+    "n_tup_del": "rows deleted", "share_of_usable_pct": "share of usable slots",
 }
 
 STYLE = """<style>
@@ -101,6 +104,8 @@ def _cell(column: str, value) -> tuple[str, str]:
         return "n", esc(f"{float(value):.1f} %")
     if column.endswith("_ratio"):
         return "n", esc("new" if value == float("inf") else f"{float(value):.1f}×")
+    if column.endswith("bytes_per_day"):
+        return "n", esc(human_bytes(value) + "/day")
     if column.endswith("bytes"):
         return "n", esc(human_bytes(value))
     if column == "interval_s":
@@ -302,3 +307,47 @@ def drilldown(series: dict, since=None, until=None, title: str = "Top queries ov
         _plain(fig).tight_layout()
         plt.close(fig)  # shown once, by display(fig)
         return fig
+
+
+def forecast_figure(f, name: str, unit: str = "", thresholds=()):
+    """History (points), the fitted trend, the forecast with its band, the thresholds as dashed
+    lines and each crossing's date range as a shaded span."""
+    import matplotlib.dates as mdates
+    scale, axis_unit = 1.0, unit
+    if unit == "bytes":
+        top = max([float(f.history["value"].max())] + [float(t) for t, _ in thresholds]) if len(f.history) else 1
+        scale, axis_unit = next(((1024.0 ** k, u) for k, u in ((3, "GB"), (2, "MB"), (1, "kB"))
+                                 if top >= 1024.0 ** k), (1.0, "bytes"))
+    with _figure() as plt:
+        fig, ax = plt.subplots(figsize=(11, 3.6))
+        h = f.history
+        hx = pd.to_datetime(h["ts"], utc=True).dt.tz_localize(None)
+        ax.plot(hx, h["value"] / scale, "o", color="#4c72b0", markersize=3, label="history")
+        ax.plot(hx, h["fitted"] / scale, "-", color="#4c72b0", alpha=0.6, label="trend (Theil-Sen)")
+        fut = f.future
+        if len(fut):
+            fx = pd.to_datetime(fut["ts"], utc=True).dt.tz_localize(None)
+            ax.fill_between(fx, fut["lower"] / scale, fut["upper"] / scale, color="#dd8452", alpha=0.25,
+                            label="prediction band")
+            ax.plot(fx, fut["point"] / scale, "--", color="#dd8452", label="forecast")
+        colors = ["#c9a400", "#b00", "#600"]
+        for i, c in enumerate(f.crossings):
+            col = colors[min(i, 2)]
+            ax.axhline(c.threshold / scale, color=col, linestyle=":", linewidth=1)
+            ax.text(hx.iloc[0], c.threshold / scale, f" {label(c.label, 40)}", color=col, va="bottom", fontsize=8)
+            if c.status == "crosses" and c.earliest is not None:
+                lo = pd.Timestamp(c.earliest).tz_convert("UTC").tz_localize(None)
+                hi = (pd.Timestamp(c.latest).tz_convert("UTC").tz_localize(None) if c.latest is not None
+                      else fx.iloc[-1])
+                ax.axvspan(lo, hi, color=col, alpha=0.12)
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("date (UTC)")
+        ax.set_ylabel(label(f"size ({axis_unit})" if unit == "bytes" else (f"{unit}" if unit != "%" else "percent (%)"), 40))
+        ax.set_title(label(f"{name}: {f.model}", 160))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        _plain(fig).tight_layout()
+        plt.close(fig)
+    return fig

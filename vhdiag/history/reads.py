@@ -235,3 +235,15 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
     restarted = out["events"].fillna("").str.contains("restart")
     out["complete"] = out["complete"] & ~restarted
     return out[cols].sort_values(["ts", "database"]).reset_index(drop=True)
+
+
+def table_series(conn, target_id: int, since, until) -> pd.DataFrame:
+    """Per snapshot and table: ts, schema, table, total_bytes, n_live_tup, n_dead_tup (sizes skipped
+    behind a lock left out), for growth forecasts."""
+    t, s = S.table_stats, S.snapshots
+    q = sa.select(s.c.ts, t.c.schema, t.c.table, t.c.total_bytes, t.c.n_live_tup, t.c.n_dead_tup) \
+        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id, ~t.c.size_skipped)
+    q = _between(q, s.c.ts, since, until)
+    frame = pd.read_sql(q.order_by(s.c.ts), conn)
+    frame["ts"] = utc_series(frame["ts"]) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
+    return frame

@@ -437,6 +437,13 @@ class History:
         with self._read() as conn:
             return table_growth(conn, self._target_id(conn, target), since, until)
 
+    def table_series(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
+        """Per snapshot and table: size and rows (the capacity report's table forecasts)."""
+        from .reads import table_series
+        since, until = self._window(since, until)
+        with self._read() as conn:
+            return table_series(conn, self._target_id(conn, target), since, until)
+
     def database_series(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per snapshot interval and database: TPS, rollbacks, cache hit, size, connections."""
         from .reads import database_series
