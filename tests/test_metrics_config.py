@@ -39,7 +39,7 @@ def test_defaults_are_the_runbooks_numbers():
                                   "memory_threshold_pct": 80}
 
 
-CAPACITY_OWN = ("window_days", "horizon_days", "disk_quota_bytes", "quota_warning_pct", "quota_critical_pct",
+CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "quota_critical_pct",
                 "forecast_min_points", "forecast_min_days", "forecast_confidence_pct", "forecast_flat_pct",
                 "forecast_weekly_min_strength", "growth_acceleration_ratio", "growth_min_bytes_per_day",
                 "dead_tuples_min", "dead_tuples_pct", "vacuum_max_age_days", "bloat_pct", "bloat_min_bytes",

@@ -35,7 +35,8 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 ENV_VAR = "VHDIAG_CONFIG"
 FILE_NAME = "vhdiag.toml"
 COMPARISONS = ("<", "<=", ">", ">=")
-DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since")}
+DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since"), ("capacity", "window"),
+                 ("capacity", "horizon")}
 
 # Tables a user may add entries to; a new entry must look like the named default entry (a
 # path), or like the example value given.

@@ -41,6 +41,7 @@ class Param:
     setting: str | None = None      # dotted settings key whose value is the default
     minimum: float | None = None    # values below are refused
     internal: bool = False          # set by the runner, not by users (left out of --help)
+    duration: bool = False          # a str that must read as a duration (30d, 90d, 12h)
 
     def default_value(self, config: Config) -> Any:
         if self.setting is None:
@@ -48,7 +49,7 @@ class Param:
         node: Any = config
         for key in self.setting.split("."):
             node = node[key]
-        return self.type(node)
+        return self.check(self.type(node), "settings")
 
     def parse(self, text: str, report: str) -> Any:
         """A ``-p`` value (text) as this parameter's type, checked."""
@@ -85,6 +86,14 @@ class Param:
                               f"not {value}: e.g. -p {self.name}={self._example()}")
         if self.type is str and not isinstance(value, str):
             value = str(value)
+        if self.duration:
+            from ..timeparse import parse_duration
+            try:
+                if parse_duration(value).total_seconds() <= 0:
+                    raise ConfigError("not positive")
+            except ConfigError:
+                raise ConfigError(f"parameter {self.name} of report {report} must be a positive duration, not "
+                                  f"{value!r}: e.g. -p {self.name}=30d") from None
         return value
 
     def _example(self) -> str:

@@ -19,6 +19,7 @@ from ..analysis import capacity as C
 from ..analysis import forecast as fc
 from ..config import resolve_config
 from ..display import human_bytes
+from ..timeparse import parse_duration
 from .base import Param, Report, resolve_params
 from .data import open_inputs
 from .periods import resolve_window
@@ -27,8 +28,10 @@ TITLE = "Capacity"
 DESCRIPTION = "space, growth, forecasts with their uncertainty, connection headroom, replicas, maintenance debt"
 
 PARAMS = [
-    Param("window_days", float, help="days of history to learn from", setting="capacity.window_days", minimum=1),
-    Param("horizon_days", float, help="days ahead to forecast", setting="capacity.horizon_days", minimum=1),
+    Param("window", str, help="history to learn from, the report's window when --window/--since is not given "
+          "(a duration: 30d)", setting="capacity.window", duration=True),
+    Param("horizon", str, help="how far ahead to forecast (a duration: 90d)", setting="capacity.horizon",
+          duration=True),
     Param("disk_quota_bytes", int, help="the plan's storage limit in bytes; 0: unknown (no quota dates)",
           setting="capacity.disk_quota_bytes", minimum=0),
     Param("pool_size", int, 0, "the application's connection pool size; 0: not compared", minimum=0),
@@ -38,8 +41,12 @@ PARAMS = [
 
 
 def default_window(params: dict) -> str:
-    """The runner's window when none is given: ``window_days`` of history (not the 7 days of a weekly report)."""
-    return f"{round(params['window_days'] * 24)}h"
+    """The runner's window when none is given: ``window`` of history (not the 7 days of a weekly report)."""
+    return params["window"]
+
+
+def _days(duration: str) -> float:
+    return parse_duration(duration).total_seconds() / 86400
 
 
 @dataclass
@@ -71,7 +78,7 @@ class CapacityReport(Report):
 
 def build(target=None, history=None, since=None, until=None, target_name=None, *, window=None,
           statement_timeout_ms=None, config=None, **params) -> CapacityReport:
-    """The capacity report over the last ``window_days`` before ``until`` (or ``since``..``until``)."""
+    """The capacity report over the last ``window`` before ``until`` (or ``since``..``until``)."""
     cfg = resolve_config(config)
     p = resolve_params(PARAMS, params, "capacity", cfg)
     start, end = resolve_window(since or None, until or None,
@@ -89,7 +96,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
     cap = cfg["capacity"]
     th = cfg["thresholds"]
     s = fc.Settings.from_config(cap)
-    horizon = p["horizon_days"]
+    horizon = _days(p["horizon"])
     dbname = db.display.rsplit("/", 1)[-1]
     r = CapacityReport(name="capacity", title=TITLE, target=name, target_display=db.display, since=start, until=end,
                        params=p, database=dbname, settings=dict(cap), forecast_settings=s)
@@ -261,7 +268,7 @@ def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
 def overview(r: CapacityReport) -> pd.DataFrame:
     fmt = "%Y-%m-%d %H:%M"
     rows = [("target", r.target_display), ("history window (UTC)", f"{r.since:{fmt}} to {r.until:{fmt}}"),
-            ("horizon", f"{r.params['horizon_days']:g} days"),
+            ("horizon", f"{_days(r.params['horizon']):g} days"),
             ("database size now", human_bytes(r.db_size) if r.db_size is not None else "unknown"),
             ("disk quota", human_bytes(r.params["disk_quota_bytes"]) if r.params["disk_quota_bytes"] else "not given"),
             ("forecast model", "Theil-Sen robust trend (scipy), prediction band at "
@@ -272,7 +279,7 @@ def overview(r: CapacityReport) -> pd.DataFrame:
 def forecast_rows(r: CapacityReport) -> pd.DataFrame:
     """One row per forecast: status, trend, crossing dates in words, backtest."""
     rows = []
-    horizon = r.params["horizon_days"]
+    horizon = _days(r.params["horizon"])
     for name, (f, unit, _) in r.forecasts.items():
         bt = f.backtest
         rows.append({"series": name, "model": f.model or "none", "points": f.n_points,

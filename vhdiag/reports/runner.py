@@ -117,7 +117,7 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
         start, end = periods.calendar_window(week=week, month=month, day=day, now=now)
     else:
         if not since and not window and hasattr(spec.module, "default_window"):
-            window = spec.module.default_window(params)  # e.g. capacity: its window_days, not 7 days
+            window = spec.module.default_window(params)  # e.g. capacity: its window (30d), not 7 days
         start, end = periods.resolve_window(since, until, window, now=now)
     period = periods.period_name(start, end)
     root = _check_out(out)
