@@ -137,7 +137,7 @@ def test_unknown_report_and_parameter_are_one_line(capsys, monkeypatch):
     monkeypatch.setenv("VHDIAG_DSN", "postgresql://u@localhost/db")
     code, out, err = _report(capsys, "nope")
     assert code == 1 and out == ""
-    assert err == "Error: no report named 'nope': choose from slow_queries (vhdiag report --list)\n"
+    assert err == "Error: no report named 'nope': choose from postmortem, slow_queries (vhdiag report --list)\n"
     code, out, err = _report(capsys, "slow-queries", "-p", "top=5")
     assert (code, err.count("\n")) == (1, 1)
     assert err.startswith("Error: unknown parameter 'top' for report slow_queries: known: top_n, slow_ms, ")
@@ -158,7 +158,8 @@ def test_unknown_report_and_parameter_are_one_line(capsys, monkeypatch):
 def test_report_list_and_help_read_the_registry(capsys):
     assert cli.main(["report", "--list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("slow_queries: Slow queries (")
+    assert out.splitlines()[0].startswith("postmortem: Post-mortem (")
+    assert any(line.startswith("slow_queries: Slow queries (") for line in out.splitlines())
     assert "  -p top_n=<int>  rows per ranking" in out and "(default: setting reports.top_n)" in out
     assert "reports_dir" not in out
     with pytest.raises(SystemExit):
