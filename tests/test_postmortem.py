@@ -205,6 +205,7 @@ def test_the_lock_pileup_ranks_first_and_names_the_blocker(incident):
     conns = r.connections.set_index(["application", "state"])["connections"]
     assert conns[("checkout-api", "active")] == WAITERS and conns[("checkout-api", "idle")] == FILLERS
     assert conns[("billing-worker", "idle in transaction")] == 1
+    assert r.writes.set_index("table").loc["pm_stock", "writes"] >= WAITERS
 
 
 def test_response_against_the_runbook(incident):
@@ -219,6 +220,7 @@ def test_response_against_the_runbook(incident):
     assert esc["required"].tolist() == [True, True, True, False]   # 45 min unresolved; not down (P2)
     assert esc.loc[2, "recorded"] == (incident.start + pd.Timedelta("16min")).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert esc.loc[3, "recorded"] == "not recorded in the events file"
+    assert esc.loc[1, "recorded"] == "acknowledged " + incident.times["acknowledged_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
     sla = {f["subject"]: f["metrics"]["met"] for f in _kinds(r.findings, "response_sla")}
     assert sla == {"acknowledge": True, "mitigate": False, "resolve": True}
     assert [f["metrics"]["level"] for f in _kinds(r.findings, "escalation")] == [2, 3]
@@ -256,13 +258,14 @@ def test_the_runner_writes_the_drafts_beside_the_html(incident):
     md = (res.dir / "postmortem.md").read_text()
     for head in ("## Incident", "## Root cause", "## Improvements", "## Runbook updates"):
         assert head in md
-    assert "**[TO FILL:" in md and "billing-worker" in md and "P1 (Complete outage): given" in md
+    assert "**[TO FILL:" in md and "billing-worker" in md
+    assert "- **Severity:** P1 (Complete outage): given; vhdiag would propose P2 (Partial outage)" in md
     team = (res.dir / "postmortem.team.txt").read_text()
     assert team.startswith("@oncall-team\n\nP1 Incident: A lock pile-up behind one session on incident\n")
     assert f"Started: {incident.start:%Y-%m-%d %H:%M} UTC" in team and "Status: Resolved" in team
     customer = (res.dir / "postmortem.customer.txt").read_text()
     assert customer.startswith("Subject: Service Incident - VH-M24\n")
-    span = f"{incident.start:%H:%M}-{incident.times['resolved_at']:%H:%M} UTC"
+    span = f"between {incident.start:%H:%M} and {incident.times['resolved_at']:%H:%M} UTC"
     assert span in customer and "Service has been restored" in customer
     page = res.html.read_text()
     assert "2. Timeline (UTC)" in page and "billing-worker" in page and "data:image/png;base64," in page

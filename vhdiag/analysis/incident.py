@@ -35,6 +35,16 @@ def minutes(delta) -> float:
     return round(pd.Timedelta(delta).total_seconds() / 60, 2)
 
 
+def duration_words(delta) -> str:
+    """``pd.Timedelta`` as people say it: "45 s", "12 min", "1 h 05 min"."""
+    sec = int(round(pd.Timedelta(delta).total_seconds()))
+    if sec < 60:
+        return f"{sec} s"
+    if sec < 3600:
+        return f"{sec // 60} min" + (f" {sec % 60:02d} s" if sec % 60 and sec < 600 else "")
+    return f"{sec // 3600} h {sec % 3600 // 60:02d} min"
+
+
 def value(metric: str, v) -> str:
     v = float(v)
     return f"{v:,.0f}{UNITS.get(metric, '')}" if abs(v) >= 100 else f"{v:,.1f}{UNITS.get(metric, '')}"
@@ -138,7 +148,8 @@ def response(start, times: dict, targets: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def escalation(start, resolved, down_minutes: float, levels: dict, user_events: pd.DataFrame) -> pd.DataFrame:
+def escalation(start, resolved, down_minutes: float, levels: dict, user_events: pd.DataFrame,
+               acknowledged=None) -> pd.DataFrame:
     """Which escalation levels the runbook required (runbook 9: level 2 after 15 min unresolved,
     level 3 after 30, level 4 when the service was down over an hour) and whether an ``escalation``
     event in the events file records it."""
@@ -155,6 +166,8 @@ def escalation(start, resolved, down_minutes: float, levels: dict, user_events: 
         seen = esc[esc["description"].str.contains(f"level {n}", case=False) |
                    esc["description"].str.contains(lvl["who"], case=False)] if esc is not None else None
         reached = fmt_ts(seen["ts"].min()) if seen is not None and len(seen) else ""
+        if n == 1 and acknowledged is not None and not reached:
+            reached = f"acknowledged {fmt_ts(acknowledged)}"
         rows.append({"level": n, "who": lvl["who"], "rule": f"{basis} over {limit:g} min" if limit else "always",
                      "required": bool(required), "recorded": reached or ("not recorded in the events file"
                                                                        if required else "")})
@@ -421,7 +434,8 @@ def impact_lines(imp: dict) -> list[str]:
         lines.append(f"DB connections up to {imp['peak_db_connections']:.0f}")
     for key, m in sorted(imp.get("minutes_over", {}).items()):
         metric, level = key.split(":")
-        lines.append(f"{METRICS.get(metric, metric)}: {m:g} min over the {level} threshold")
+        lines.append(f"{METRICS.get(metric, metric)}: {duration_words(pd.Timedelta(minutes=m))} over the "
+                     f"{level} threshold")
     return lines
 
 
@@ -431,7 +445,7 @@ def _status(f: dict) -> str:
 
 def _span(f: dict) -> str:
     end = f.get("resolved_at") or f["end"]
-    return f"{hhmm(f['start'])}-{hhmm(end)} UTC"
+    return f"{hhmm(f['start'])} and {hhmm(end)} UTC"
 
 
 def messages(f: dict) -> dict:
@@ -449,7 +463,7 @@ def messages(f: dict) -> dict:
                    + (f"Resolved: {pd.Timestamp(f['resolved_at']).strftime('%Y-%m-%d %H:%M')} UTC\n" if resolved else ""))
     customer = (f"Subject: Service Incident - {f['service']}\n\n"
                 f"We experienced a {'service interruption' if sev in ('P1', 'P2') else 'service degradation'} "
-                f"from {_span(f)}.\n"
+                f"between {_span(f)}.\n"
                 + ("Service has been restored and is operating normally.\n" if resolved else
                    f"We are working on it and will update you by {TO_FILL.format('time')}.\n")
                 + "\nWe apologize for the inconvenience.\n")
@@ -475,13 +489,13 @@ def postmortem_markdown(f: dict) -> str:
     """``postmortem.md``: the runbook's post-mortem (runbook 3 "Post-Mortem (24 hours)": document
     the incident, identify the root cause, plan improvements, update the runbook), pre-filled with
     the facts; every place a person must write is marked **[TO FILL: ...]**."""
-    duration = minutes(f["end"] - f["start"])
     lines = [f"# Post-mortem: {f['title']}", "",
              f"*Draft by vhdiag from the metric history and the database's history of {f['target']}; "
              f"every **[TO FILL: ...]** needs a person. Due within 24 hours of a P1 (runbook 3).*", "",
              "## Incident", "",
-             f"- **Severity:** {f['severity']} ({f['severity_rule']})",
-             f"- **Start:** {fmt_ts(f['start'])}", f"- **End:** {fmt_ts(f['end'])} ({duration:g} min)"]
+             f"- **Severity:** {f['severity_rule']}",
+             f"- **Start:** {fmt_ts(f['start'])}",
+             f"- **End:** {fmt_ts(f['end'])} ({duration_words(f['end'] - f['start'])}, from the metrics)"]
     for step, key in zip(STEPS, TIME_KEYS):
         when = fmt_ts(f[key]) if f.get(key) is not None else TO_FILL.format("time")
         lines.append(f"- **{key.split('_')[0].capitalize()}:** {when}")

@@ -332,7 +332,7 @@ def _build(inputs, p, lo, hi, user_events, cfg) -> PostmortemReport:
     r.response = I.response(start, times, targets)
     resolved = times["resolve"] or end
     down = I.minutes(end - start) if r.severity == "P1" else 0.0
-    r.escalation = I.escalation(start, resolved, down, cfg["escalation"], user_events)
+    r.escalation = I.escalation(start, resolved, down, cfg["escalation"], user_events, times["acknowledge"])
     # timeline
     rows = I.metric_timeline(m, r.breaches, start, end) + events
     if user_events is not None:
@@ -374,7 +374,7 @@ def _budget(m, start, end, cfg, period_days) -> pd.DataFrame:
         missed_min = span * x.violations / x.samples if x.samples else 0.0
         budget_min = (100 - x.objective_pct) / 100 * period_days * 24 * 60
         rows.append({"metric": x.metric, "target": f"{x.comparison} {x.target:g}", "samples": int(x.samples),
-                     "missed": int(x.violations), "minutes_missed": round(missed_min, 1),
+                     "missed": int(x.violations), "minutes_missed": round(missed_min, 2),
                      "budget_minutes": round(budget_min, 1),
                      "budget_used_pct": round(100 * missed_min / budget_min, 1) if budget_min else None})
     return pd.DataFrame(rows)
@@ -415,7 +415,7 @@ def _writes(store, name, lo, hi, top_n) -> pd.DataFrame | None:
         return None
     if w is None or not len(w):
         return None
-    cols = [c for c in ("rows_inserted", "rows_updated", "rows_deleted") if c in w.columns]
+    cols = [c for c in ("n_tup_ins", "n_tup_upd", "n_tup_del") if c in w.columns]
     if not cols:
         return None
     w = w.assign(writes=w[cols].fillna(0).sum(axis=1))
@@ -439,7 +439,7 @@ def _drafts(r: PostmortemReport, p, times, name) -> None:
     if r.budget is not None and len(r.budget):
         top = r.budget.sort_values("budget_used_pct", ascending=False).iloc[0]
         budget = (f"{top['budget_used_pct']:g} % of the {p['slo_period_days']:g}-day budget of {top['metric']} "
-                  f"({top['minutes_missed']:g} of {top['budget_minutes']:g} min)")
+                  f"({top['minutes_missed']:.2f} of {top['budget_minutes']:g} min)")
     facts = {"title": r.title, "target": name, "severity": r.severity, "severity_rule": r.severity_rule,
              "start": r.start, "end": r.end, "impact": I.impact_lines(imp), "impact_short": "; ".join(short),
              "budget": budget, "notes": r.notes, "timeline": r.timeline, "response": r.response,
@@ -457,7 +457,7 @@ def summary_rows(r: PostmortemReport) -> pd.DataFrame:
     if r.found:
         rows += [("title", r.title), ("severity", r.severity_rule),
                  ("start", I.fmt_ts(r.start)), ("end", I.fmt_ts(r.end)),
-                 ("duration", f"{I.minutes(r.end - r.start):g} min"), ("window", r.how)]
+                 ("duration", I.duration_words(r.end - r.start)), ("window", r.how)]
         rows += [("impact", line) for line in I.impact_lines(r.impact)]
     else:
         rows += [("searched", f"{I.fmt_ts(r.since)} to {I.fmt_ts(r.until)}"), ("result", "no incident found")]
