@@ -30,6 +30,9 @@ def test_defaults_are_the_runbooks_numbers():
     assert {k: (v["impact"], v["response_minutes"]) for k, v in cfg["severities"].items()} == {
         "P1": ("Complete outage", 5), "P2": ("Partial outage", 15), "P3": ("Degraded performance", 60),
         "P4": ("Minor issue", 240)}
+    steps = ("acknowledge_minutes", "assess_minutes", "mitigate_minutes", "resolve_minutes")
+    assert {k: tuple(v.get(s) for s in steps) for k, v in cfg["severities"].items()} == {
+        "P1": (2, 5, 15, 60), "P2": (5, 15, 30, 60), "P3": (None,) * 4, "P4": (None,) * 4}
     assert cfg["escalation"] == {
         "level1": {"who": "On-Call Engineer", "after_unresolved_minutes": 0},
         "level2": {"who": "DevOps Lead", "after_unresolved_minutes": 15},

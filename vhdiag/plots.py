@@ -351,3 +351,40 @@ def forecast_figure(f, name: str, unit: str = "", thresholds=()):
         _plain(fig).tight_layout()
         plt.close(fig)
     return fig
+
+
+def incident_metrics(metrics: pd.DataFrame, start=None, end=None, since=None, until=None, thresholds=None,
+                     names=None, title: str = "The five metrics around the incident"):
+    """The runbook's five metrics, one panel each, on one shared time axis (UTC), with the warning
+    and critical thresholds drawn and the incident window shaded; a metric with no data says so."""
+    import matplotlib.dates as mdates
+    names = names or {}
+    thresholds = thresholds or {}
+    keys = list(names) or sorted(set(metrics["metric"]))
+    with _figure() as plt:
+        fig, axes = plt.subplots(len(keys), 1, figsize=(11, 1.7 * len(keys) + 0.8), sharex=True, squeeze=False)
+        naive = lambda t: pd.Timestamp(t).tz_convert("UTC").tz_localize(None)  # noqa: E731
+        for ax, key in zip(axes[:, 0], keys):
+            sub = metrics[metrics["metric"] == key]
+            for labels, group in sub.groupby("labels"):
+                ax.plot(pd.to_datetime(group["ts"], utc=True).dt.tz_localize(None), group["value"].astype(float),
+                        color="#4c72b0", linewidth=1.2)
+            if not len(sub):
+                ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#888")
+            for level, color in (("warning", "#dd8452"), ("critical", "#c44e52")):
+                if key in thresholds and level in thresholds[key] and len(sub):
+                    ax.axhline(float(thresholds[key][level]), color=color, linestyle="--", linewidth=0.8)
+            if start is not None and end is not None:
+                ax.axvspan(naive(start), naive(end), color="#c44e52", alpha=0.12)
+            ax.set_ylabel(label(names.get(key, key), 22), fontsize=8)
+            ax.grid(alpha=0.3)
+        if since is not None and until is not None:
+            axes[0, 0].set_xlim(naive(since), naive(until))
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
+        axes[-1, 0].xaxis.set_major_locator(locator)
+        axes[-1, 0].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        axes[-1, 0].set_xlabel("time (UTC); shaded: the incident; dashed: warning and critical thresholds")
+        fig.suptitle(label(title, 200))
+        _plain(fig).tight_layout()
+        plt.close(fig)
+        return fig

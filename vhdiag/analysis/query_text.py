@@ -69,6 +69,27 @@ def is_explainable(query) -> bool:
     return bool(words) and words[0].lower().lstrip("(") in _EXPLAINABLE
 
 
+# Parse-tree node types that change the schema or the server's configuration.
+_DDL_NODES = {"CreateStmt", "DropStmt", "AlterTableStmt", "IndexStmt", "RenameStmt", "TruncateStmt",
+              "ReindexStmt", "AlterSystemStmt", "ViewStmt", "CreateTableAsStmt", "AlterDomainStmt",
+              "CreateFunctionStmt", "AlterFunctionStmt", "CreateTrigStmt", "CreateSeqStmt", "AlterSeqStmt",
+              "CreateEnumStmt", "AlterEnumStmt", "CompositeTypeStmt", "CreateSchemaStmt", "CreateExtensionStmt",
+              "AlterExtensionStmt", "ClusterStmt", "AlterObjectSchemaStmt", "CommentStmt", "GrantStmt"}
+
+
+def is_ddl(query) -> bool:
+    """A statement (pg_stat_statements text, parsed by pglast, never run) that changes the schema:
+    CREATE/DROP/ALTER, TRUNCATE, REINDEX, ALTER SYSTEM. Text pglast cannot parse is not DDL."""
+    if not isinstance(query, str):
+        return False
+    try:
+        import pglast
+        stmts = pglast.parse_sql(query)
+    except Exception:  # noqa: BLE001 - pglast raises ParseError and others on odd text
+        return False
+    return any(type(s.stmt).__name__ in _DDL_NODES for s in stmts)
+
+
 # -- what a statement touches -----------------------------------------------------------------
 @dataclass(frozen=True)
 class Shape:

@@ -46,7 +46,7 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
         last_of_day = set(old.groupby(["target_id", "day"])["id"].last())
         drop_hourly = [i for i in old["id"] if i not in last_of_hour]
         drop_daily = [i for i in old["id"] if i not in last_of_day]
-        for table in (S.database_stats, S.activity_counts):
+        for table in (S.database_stats, S.activity_counts, *S.SNAPSHOT_TABLES):
             _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_hourly)
         for table in (S.table_stats, S.index_stats):
             _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_daily)
@@ -57,7 +57,8 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
         _fix_intervals(conn, old["target_id"].unique())
     # Past the roll-up horizon nothing is kept.
     expired = [r[0] for r in conn.execute(sa.select(s.c.id).where(s.c.ts < horizon.to_pydatetime()))]
-    for table in (S.database_stats, S.activity_counts, S.table_stats, S.index_stats, S.statement_deltas):
+    for table in (S.database_stats, S.activity_counts, *S.SNAPSHOT_TABLES, S.table_stats, S.index_stats,
+                  S.statement_deltas):
         _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), expired)
     _in_chunks(conn, lambda ids: s.delete().where(s.c.id.in_(ids)), expired)
     conn.execute(S.statement_hourly.delete().where(S.statement_hourly.c.hour < horizon.to_pydatetime()))

@@ -11,12 +11,16 @@ come back tz-aware from every read.
 Changelog of SCHEMA_VERSION:
 1. targets, snapshots, statements (text once per statement), statement deltas and last
    cumulative values, table/index/database stats, activity counts, hourly/daily roll-ups.
+2. what an incident's post-mortem needs of each snapshot: ``setting_values`` (the settings not at
+   their default, so a configuration change between snapshots shows), ``connection_counts``
+   (connections by application and state) and ``activity_sessions`` (sessions idle in
+   transaction, waiting on a lock or blocking one: who blocked whom, by application).
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -144,6 +148,40 @@ activity_counts = sa.Table(
     sa.Column("connections", sa.Integer, nullable=False),
 )
 
+# Version 2: the post-mortem's view of a snapshot (runbook 3 "Post-Mortem": document the incident).
+setting_values = sa.Table(
+    "setting_values", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text),                  # setting with its unit: "64MB", "on"
+    sa.Column("source", sa.String(64)),
+)
+
+connection_counts = sa.Table(
+    "connection_counts", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("application", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(64), primary_key=True),
+    sa.Column("connections", sa.Integer, nullable=False),
+)
+
+activity_sessions = sa.Table(
+    "activity_sessions", metadata,
+    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("pid", sa.Integer, primary_key=True),
+    sa.Column("application", sa.String(128)),
+    sa.Column("user", sa.String(128)),
+    sa.Column("state", sa.String(64)),
+    sa.Column("state_duration_s", sa.Float),
+    sa.Column("xact_duration_s", sa.Float),
+    sa.Column("wait_event_type", sa.String(64)),
+    sa.Column("blocked_by", sa.String(500)),      # "123,456"
+    sa.Column("blocking_count", sa.Integer),
+    sa.Column("query_id", sa.BigInteger),         # no query text: it may carry literals
+)
+
+SNAPSHOT_TABLES = (setting_values, connection_counts, activity_sessions)   # pruned with the raw snapshots
+
 metric_points = sa.Table(
     "metric_points", metadata,
     sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
@@ -171,7 +209,12 @@ def create_all(conn) -> None:
 
 
 # version -> function(conn) bringing a store at version-1 to version. Append, never edit.
-MIGRATIONS: dict[int, callable] = {}
+def _v2(conn) -> None:
+    for table in (setting_values, connection_counts, activity_sessions):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, callable] = {2: _v2}
 
 # Tables a migration dropped or renamed: an older store still has them, and they are vhdiag's
 # (history/guard.py refuses a database holding any other table).

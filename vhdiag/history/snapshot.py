@@ -8,6 +8,12 @@ sizes and database statistics.
 What is collected is what the collector registry marks ``snapshot=True`` (vhdiag/collect/
 registry.py): statements, tables, indexes, database, connections; the store writes the frames it
 has tables for. ``statements-info`` gives the header its reset time and deallocation count.
+
+For the post-mortem (schema 2) a snapshot also keeps the settings not at their default (so a
+configuration change between two snapshots shows in the incident's timeline), connections by
+application and state, and the sessions that are idle in transaction, wait on a lock or block one
+(who blocked whom, by application; no query text: it may carry literals). Settings that may hold
+a secret (``primary_conninfo`` and the like) are never read.
 """
 from __future__ import annotations
 
@@ -60,6 +66,14 @@ def collect(target) -> dict:
         row = target.query(f"SELECT {MARKER} current_setting('max_connections')::int AS m")
         max_connections = int(row.iat[0, 0])
 
+    attempt("settings", lambda: _settings(target))
+    attempt("sessions", lambda: _sessions(target))
+    if "connections" in frames:
+        conns = frames["connections"]
+        by_app = conns.groupby([conns["application"].fillna(""), conns["state"].fillna("unknown")])["connections"].sum()
+        frames["connection_counts"] = pd.DataFrame(
+            [(a, st, int(n)) for (a, st), n in by_app.items()], columns=["application", "state", "connections"])
+
     frames["header"] = {
         "ts": ts,
         "server_version_num": caps.server_version_num,
@@ -74,3 +88,23 @@ def collect(target) -> dict:
     }
     frames["notes"] = notes
     return frames
+
+
+# Names whose value may carry a password or a command: never read.
+_SECRET_SETTINGS = "(conninfo|passphrase|password|command|_key_|secret)"
+
+
+def _settings(target) -> pd.DataFrame:
+    """pg_settings not at their built-in default: name, value with unit, where it was set."""
+    return target.query(
+        f"SELECT {MARKER} name, setting || coalesce(unit, '') AS value, source FROM pg_settings "
+        f"WHERE source NOT IN ('default', 'override') AND name !~ '{_SECRET_SETTINGS}' ORDER BY name")
+
+
+def _sessions(target) -> pd.DataFrame:
+    """The sessions a post-mortem asks about: idle in transaction, waiting on a lock, or blocking."""
+    act = target.activity()
+    keep = (act["state"].fillna("").str.startswith("idle in transaction") | act["waiting"].fillna(False).astype(bool)
+            | (act["blocking_count"].fillna(0) > 0))
+    return act[keep][["pid", "application", "user", "state", "state_duration_s", "xact_duration_s",
+                      "wait_event_type", "blocked_by", "blocking_count", "query_id"]]

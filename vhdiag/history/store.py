@@ -276,6 +276,12 @@ class History:
                                ["database", *S.DATABASE_FIELDS, "stats_reset"])
             self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
                                ["state", "connections"])
+            self._write_simple(conn, S.setting_values, snap_id, frames.get("settings"), ["name", "value", "source"])
+            self._write_simple(conn, S.connection_counts, snap_id, frames.get("connection_counts"),
+                               ["application", "state", "connections"])
+            self._write_simple(conn, S.activity_sessions, snap_id, frames.get("sessions"),
+                               ["pid", "application", "user", "state", "state_duration_s", "xact_duration_s",
+                                "wait_event_type", "blocked_by", "blocking_count", "query_id"])
             duration = (time.perf_counter() - started) * 1000
             conn.execute(S.snapshots.update().where(S.snapshots.c.id == snap_id)
                          .values(duration_ms=duration + header.get("collect_ms", 0)))
@@ -450,6 +456,30 @@ class History:
         since, until = self._window(since, until)
         with self._read() as conn:
             return database_series(conn, self._target_id(conn, target), since, until)
+
+    def incident_view(self, since=None, until=None, target: str | None = None) -> dict:
+        """Per snapshot in [since, until] (and the one before, to diff): ``settings`` (name, value),
+        ``connections`` (application, state, connections) and ``sessions`` (idle in transaction,
+        waiting or blocking), each with the snapshot's ``ts``: what the post-mortem reads."""
+        since, until = self._window(since, until)
+        s = S.snapshots
+        out = {}
+        with self._read() as conn:
+            tid = self._target_id(conn, target)
+            lo = None
+            if since is not None:
+                lo = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
+                    s.c.target_id == tid, s.c.ts <= since.to_pydatetime())).scalar()
+            for key, table in (("settings", S.setting_values), ("connections", S.connection_counts),
+                               ("sessions", S.activity_sessions)):
+                q = sa.select(s.c.ts, *[c for c in table.c if c.name != "snapshot_id"]) \
+                    .join(s, s.c.id == table.c.snapshot_id).where(s.c.target_id == tid)
+                if since is not None:
+                    q = q.where(s.c.ts >= (lo if lo is not None else since.to_pydatetime()))
+                if until is not None:
+                    q = q.where(s.c.ts <= until.to_pydatetime())
+                out[key] = _utc(pd.read_sql(q.order_by(s.c.ts), conn), "ts")
+        return out
 
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:

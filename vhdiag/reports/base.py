@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -42,6 +42,7 @@ class Param:
     minimum: float | None = None    # values below are refused
     internal: bool = False          # set by the runner, not by users (left out of --help)
     duration: bool = False          # a str that must read as a duration (30d, 90d, 12h)
+    validate: Callable | None = None  # value -> value (normalized), or ConfigError; not called on ""
 
     def default_value(self, config: Config) -> Any:
         if self.setting is None:
@@ -94,6 +95,8 @@ class Param:
             except ConfigError:
                 raise ConfigError(f"parameter {self.name} of report {report} must be a positive duration, not "
                                   f"{value!r}: e.g. -p {self.name}=30d") from None
+        if self.validate is not None and value != "":
+            value = self.validate(value)
         return value
 
     def _example(self) -> str:
@@ -135,7 +138,9 @@ class Report:
     params: dict
     findings: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    artefacts: dict = field(default_factory=dict)   # NAME.<key>.json beside the report
+    # Saved beside the report: a JSON value as NAME.<key>.json, a text (str) as NAME.<key>
+    # (``{"md": ...}`` -> NAME.md, ``{"team.txt": ...}`` -> NAME.team.txt).
+    artefacts: dict = field(default_factory=dict)
 
     def counts(self) -> dict:
         return {s: sum(f["severity"] == s for f in self.findings) for s in SEVERITIES}

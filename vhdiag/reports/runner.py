@@ -6,7 +6,8 @@
 - ``NAME.ipynb``: the executed notebook, for the DBA who wants to dig in;
 - ``NAME.html``: the same without code cells (nbconvert ``exclude_input``), plots inline;
 - ``NAME.summary.json``: the findings (``Report.summary()``; versioned, with a JSON Schema);
-- ``NAME.<artefact>.json``: what the report keeps for next time (the slow-query plans);
+- ``NAME.<artefact>.json``: what the report keeps for next time (the slow-query plans), and
+  ``NAME.<artefact>`` for a text artefact (the post-mortem's ``postmortem.md`` and messages);
 - ``NAME.report.json``: what ran, when, for how long; ``<out>/index.html`` lists every report.
 
 The run happens in a temporary folder beside the target; its files are renamed into place only
@@ -111,6 +112,13 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     config = str(Path(found[0]).resolve()) if found else None
     with refs.exported({"VHDIAG_CONFIG": config} if config else {}):
         params = resolve_params(spec.params, given, spec.name)  # every value checked before a kernel starts
+        # A report may check its parameters together, and derive the window from them (the
+        # post-mortem's -p around=TIME): both before any kernel starts, so bad input writes nothing.
+        if callable(getattr(spec.module, "check_params", None)):
+            spec.module.check_params(params)
+    if callable(getattr(spec.module, "run_window", None)) and not any(v not in (None, False, "")
+                                                                         for v in (week, month, day)):
+        since, until, window = spec.module.run_window(params, since, until, window, now=now)
     if any(v not in (None, False, "") for v in (week, month, day)):
         if since or until or window:
             raise ConfigError("give either --week/--month/--day or --since/--until/--window, not both")
@@ -237,7 +245,12 @@ def _meta(spec, period, start, end, target, display, wall, summary, executed) ->
 def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str) -> None:
     write_private(work / f"{spec.name}.summary.json", json.dumps(payload["summary"], indent=1, default=str))
     for key, value in (payload.get("artefacts") or {}).items():
-        write_private(work / f"{spec.name}.{key}.json", json.dumps(value, indent=1, default=str))
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", str(key)):
+            raise VhdiagError(f"report {spec.name} has an artefact named {key!r}: use letters, digits, _ - and .")
+        if isinstance(value, str):  # a text: NAME.md, NAME.team.txt
+            write_private(work / f"{spec.name}.{key}", value)
+        else:
+            write_private(work / f"{spec.name}.{key}.json", json.dumps(value, indent=1, default=str))
     write_private(work / f"{spec.name}.html", html.to_html(nb, title))
     write_private(work / f"{spec.name}.report.json", json.dumps(meta, indent=1))
 
