@@ -37,7 +37,9 @@ def collect(target) -> dict:
             notes.append(f"{name}: {first_line(exc)}")
 
     for entry in registry.collectors():
-        if entry.snapshot:
+        if entry.snapshot and entry.snapshot_function is not None:
+            attempt(entry.name, lambda fn=entry.snapshot_function: fn(target))
+        elif entry.snapshot:
             attempt(entry.name, getattr(target, entry.method))
     info = None
     if "statements" in frames:
