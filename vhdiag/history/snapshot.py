@@ -7,7 +7,9 @@ sizes and database statistics.
 
 What is collected is what the collector registry marks ``snapshot=True`` (vhdiag/collect/
 registry.py): statements, tables, indexes, database, connections; the store writes the frames it
-has tables for. ``statements-info`` gives the header its reset time and deallocation count.
+has tables for. A collector may name a lighter ``snapshot_function`` that returns only what the
+store keeps (indexes: sizes and scans, no definitions: at 20,000 indexes the definitions were
+most of the snapshot's time on the server; benchmarks/snapshot_scale.py). ``statements-info`` gives the header its reset time and deallocation count.
 """
 from __future__ import annotations
 
