@@ -227,3 +227,28 @@ def test_locked_index_alone_is_skipped(pg, cases):
     rows = by_index(df, ODD)
     assert rows["t_b"]["size_skipped"] and pd.isna(rows["t_b"]["bytes"])
     assert df["size_skipped"].sum() == 1
+
+
+def test_the_snapshot_reads_the_same_sizes_and_scans(target):
+    """A snapshot stores each index's table, bytes and scans from a lighter query (no
+    definitions): the same values as the full frame, with the declared dtypes."""
+    light = indexes.for_snapshot(target)
+    assert list(light.columns) == list(indexes.SNAPSHOT_COLUMNS)
+    assert {c: str(t) for c, t in light.dtypes.items()} == {
+        c: str(pd.Series([], dtype=_base.DTYPES[k]).dtype) for c, k in indexes.SNAPSHOT_COLUMNS.items()}
+    full = target.indexes()[list(indexes.SNAPSHOT_COLUMNS)]
+    pd.testing.assert_frame_equal(light, full)
+    rows = by_index(light)
+    assert rows["orders_pkey"]["scans"] >= workload.CHEAP_QUERY_CALLS and rows["orders_pkey"]["bytes"] > 0
+
+
+def test_the_snapshot_skips_sizes_behind_a_lock(pg, target):
+    with exclusive_lock(pg, "orders"):
+        start = time.monotonic()
+        light = indexes.for_snapshot(target)
+        elapsed_ms = (time.monotonic() - start) * 1000
+    assert elapsed_ms < min(target.statement_timeout_ms, 2000)
+    on_orders = light[light["table"] == "orders"]
+    assert len(on_orders) >= 3 and on_orders["size_skipped"].all() and on_orders["bytes"].isna().all()
+    assert not light.loc[light["table"] != "orders", "size_skipped"].any()
+    assert light.loc[light["table"] != "orders", "bytes"].notna().all()

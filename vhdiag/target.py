@@ -232,8 +232,9 @@ class Target:
             # dtype=object: a bigint column with NULLs would otherwise become float64 and lose
             # digits past 2**53 (queryids do); collectors cast each column to its declared dtype.
             columns = list(result.keys())
-            return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype=object)
-                                 for i, c in enumerate(columns)}, columns=columns)
+            values = list(zip(*rows)) if rows else [()] * len(columns)   # column by column, in C
+            return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values)},
+                                columns=columns)
 
     def close(self) -> None:
         self.engine.dispose()

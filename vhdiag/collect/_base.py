@@ -83,14 +83,24 @@ def typed(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
                 col = pd.to_datetime(col, utc=True)
             elif kind == "int" and col.dtype == object:
                 # Exact for 64-bit values: never through float64 (queryids use all 64 bits).
-                col = pd.Series(pd.array([None if v is None or v is pd.NA else int(v) for v in col],
-                                         dtype="Int64"), index=col.index)
+                col = pd.Series(_int64_array(col), index=col.index)
             elif kind in ("int", "float"):
                 col = pd.to_numeric(col)
             out[name] = col.astype(dtype)
         else:
             out[name] = pd.Series([pd.NA] * n, dtype=dtype, index=df.index)
     return pd.DataFrame(out, index=pd.RangeIndex(n)) if n == 0 else pd.DataFrame(out).reset_index(drop=True)
+
+
+def _int64_array(col: pd.Series):
+    """An object column of ints (or None) as an exact Int64 array.
+
+    pandas converts a column of Python ints and None in one pass, exactly; anything else it
+    refuses (a fraction, a Decimal with one) goes value by value through ``int()``, as before."""
+    try:
+        return pd.array(col.to_numpy(), dtype="Int64")
+    except (TypeError, ValueError, OverflowError):
+        return pd.array([None if v is None or v is pd.NA else int(v) for v in col], dtype="Int64")
 
 
 def empty(columns: dict[str, str]) -> pd.DataFrame:

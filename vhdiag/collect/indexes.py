@@ -57,7 +57,17 @@ COLUMNS = {
 SUGGESTION = {"suggestion": "string"}
 
 
-@collector(name="indexes", snapshot=True,
+# What a snapshot keeps of each index (history index_stats), from indexes_snapshot.sql.
+SNAPSHOT_COLUMNS = {c: COLUMNS[c] for c in ("schema", "table", "index", "bytes", "size_skipped", "scans")}
+
+
+def for_snapshot(target) -> pd.DataFrame:
+    """Every user index with only what a snapshot stores (SNAPSHOT_COLUMNS): no definitions,
+    columns or findings, which cost the server three pg_get_indexdef calls per index."""
+    return _base.typed(_base.query_skipping_locks(target, _base.load_sql("indexes_snapshot")), SNAPSHOT_COLUMNS)
+
+
+@collector(name="indexes", snapshot=True, snapshot_function=for_snapshot,
            description="every index: size, scans, and whether it is unused, a duplicate or invalid",
            columns=["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of", "valid"])
 def collect(target) -> pd.DataFrame:

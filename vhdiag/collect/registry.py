@@ -41,6 +41,9 @@ class Collector:
     snapshot: bool = False                     # vhdiag snapshot collects it
     min_server: int | None = None              # PostgreSQL major version it needs
     min_pgss: tuple[int, int] | None = None    # pg_stat_statements extension version it needs
+    # What a snapshot calls instead of ``function`` when the store keeps only a few columns
+    # and the full frame costs the monitored server more (indexes: definitions).
+    snapshot_function: Callable[..., pd.DataFrame] | None = None
 
     @property
     def method(self) -> str:
@@ -75,11 +78,12 @@ _BOUND: list[type] = []
 
 
 def collector(*, name: str, description: str, columns=None, snapshot: bool = False,
-              min_server: int | None = None, min_pgss: tuple[int, int] | None = None):
+              min_server: int | None = None, min_pgss: tuple[int, int] | None = None,
+              snapshot_function: Callable[..., pd.DataFrame] | None = None):
     """Register the decorated ``function(target) -> DataFrame`` as the collector ``name``."""
     def register_function(function):
         register(Collector(name, function, description, tuple(columns) if columns else None, snapshot,
-                           min_server, tuple(min_pgss) if min_pgss else None))
+                           min_server, tuple(min_pgss) if min_pgss else None, snapshot_function))
         return function
     return register_function
 

@@ -7,7 +7,10 @@ sizes and database statistics.
 
 What is collected is what the collector registry marks ``snapshot=True`` (vhdiag/collect/
 registry.py): statements, tables, indexes, database, connections; the store writes the frames it
-has tables for. ``statements-info`` gives the header its reset time and deallocation count.
+has tables for. A collector may name a lighter ``snapshot_function`` that returns only what the
+store keeps (indexes: sizes and scans, no definitions: at 20,000 indexes the definitions were
+most of the snapshot's time on the server; benchmarks/snapshot_scale.py). ``statements-info``
+gives the header its reset time and deallocation count.
 
 For the post-mortem (schema 2) a snapshot also keeps the settings not at their default (so a
 configuration change between two snapshots shows in the incident's timeline), connections by
@@ -43,7 +46,9 @@ def collect(target) -> dict:
             notes.append(f"{name}: {first_line(exc)}")
 
     for entry in registry.collectors():
-        if entry.snapshot:
+        if entry.snapshot and entry.snapshot_function is not None:
+            attempt(entry.name, lambda fn=entry.snapshot_function: fn(target))
+        elif entry.snapshot:
             attempt(entry.name, getattr(target, entry.method))
     info = None
     if "statements" in frames:

@@ -80,8 +80,25 @@ def _py(value):
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    sub = frame[columns].astype(object).where(frame[columns].notna(), None)
-    return [{k: _py(v) for k, v in row.items()} for row in sub.to_dict("records")]
+    """The rows of ``frame[columns]`` as dicts of plain Python values for the driver.
+
+    Column by column, not value by value: a snapshot of 10,000 tables and 20,000 indexes is
+    about 250,000 values, and converting each through ``_py`` took half a second."""
+    values = [_plain(frame[c]) for c in columns]
+    return [dict(zip(columns, row)) for row in zip(*values)]
+
+
+def _plain(col: pd.Series) -> list:
+    """One column as plain Python values (NA -> None, times as UTC datetimes), as ``_py`` would."""
+    if col.dtype == object:
+        return [_py(v) for v in col]
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        if col.dt.tz is not None:
+            col = col.dt.tz_convert("UTC")
+        return [None if v is None else v.to_pydatetime()
+                for v in col.astype(object).where(col.notna(), None)]
+    # Masked (Int64, Float64, boolean, string) and numpy columns: Python ints, floats, bools, str.
+    return col.to_numpy(dtype=object, na_value=None).tolist()
 
 
 class History:
@@ -305,6 +322,17 @@ class History:
 
     def _write_simple(self, conn, table, snap_id, frame, columns) -> None:
         if frame is None or frame.empty:
+            return
+        if self.is_sqlite and not any(isinstance(table.c[c].type, sa.DateTime) for c in columns):
+            # Tuples straight to sqlite3's executemany: SQLAlchemy's per-row parameter handling
+            # was most of the write at 10,000 tables and 20,000 indexes, and these columns
+            # (text, integers, booleans) need none of its type processing on SQLite.
+            prep = conn.dialect.identifier_preparer
+            names = ", ".join(prep.quote(c) for c in ["snapshot_id", *columns])
+            marks = ", ".join("?" * (len(columns) + 1))
+            values = [_plain(frame[c]) for c in columns]
+            conn.exec_driver_sql(f"INSERT INTO {prep.format_table(table)} ({names}) VALUES ({marks})",
+                                 list(zip([snap_id] * len(frame), *values)))
             return
         rows = _records(frame, columns)
         for r in rows:
