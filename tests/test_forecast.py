@@ -147,3 +147,17 @@ def test_flat_or_too_short_series_give_no_date(level, n, short):
     assert flat.status == "flat" and flat.crossings[0].point is None and flat.future.empty
     few = fc.fit(days(short), [level + i for i in range(short)], 90, S, thresholds=[(abs(level) + 1e6, "t")])
     assert few.status == "too_short" and few.crossings[0].point is None and few.future.empty
+
+
+def test_unused_indexes_when_none_is_unused_keep_their_columns():
+    """An empty selection must still be a frame with the report's columns (a list mask of length
+    0 once selected no columns at all, and the capacity notebook failed on a fresh database)."""
+    import pandas as pd
+    from vhdiag.analysis import capacity as C
+    indexes = pd.DataFrame({"schema": ["public"], "table": ["t"], "index": ["t_pkey"], "bytes": [8192],
+                            "scans": [5], "unused": [False]})
+    tables = pd.DataFrame({"schema": ["public"], "table": ["t"], "n_tup_ins": [1], "n_tup_del": [0],
+                           "n_tup_upd": [0], "n_tup_hot_upd": [0]})
+    out = C.unused_indexes(indexes, tables, set())
+    assert list(out.columns) == ["schema", "table", "index", "bytes", "scans", "writes", "suggestion"]
+    assert out.empty

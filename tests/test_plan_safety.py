@@ -305,7 +305,7 @@ def _report(planted, tmp_path, cwd):
     proc = subprocess.run(
         [sys.executable, "-m", "vhdiag", "report", "slow_queries", "--dsn", planted.dsn(DB),
          "--history", str(tmp_path / "empty.sqlite"), "--window", "1h", "--out", str(tmp_path / "out"),
-         "-p", "top_n=100"], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+         "-p", "top_n=5000"], capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     (folder,) = (tmp_path / "out").glob("*/*/slow_queries.plans.json")
     return json.loads(folder.read_text())["plans"], (folder.parent / "slow_queries.html").read_text()

@@ -187,7 +187,8 @@ def unused_indexes(indexes: pd.DataFrame, tables: pd.DataFrame, dropped: set) ->
     if indexes is None or indexes.empty:
         return pd.DataFrame(columns=cols)
     u = indexes[indexes["unused"].fillna(False).astype(bool)].copy()
-    u = u[[(s, i) not in dropped for s, i in zip(u["schema"], u["index"])]]
+    # A boolean array, not a list: an empty list would select no columns instead of no rows.
+    u = u[np.array([(s, i) not in dropped for s, i in zip(u["schema"], u["index"])], dtype=bool)]
     w = tables.set_index(["schema", "table"])
     writes = (w["n_tup_ins"].fillna(0) + w["n_tup_del"].fillna(0) + w["n_tup_upd"].fillna(0)
               - w["n_tup_hot_upd"].fillna(0))
