@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     _dsn_argument(rep)
     _history_argument(rep)
     rep.add_argument("--target-name", metavar="NAME", default=None,
-                     help="the target's name in the history store (default: host:port/dbname, else the only one)")
+                     help="the target's name in the history store, as vhdiag snapshot recorded it "
+                          "(default: host:port/dbname, as snapshot's default)")
     period = rep.add_argument_group("the period (one of)")
     period.add_argument("--week", nargs="?", const="last", default=None, metavar="YYYY-Www",
                         help="an ISO week in UTC, e.g. 2026-W48 (alone: the last complete week)")
@@ -199,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     period.add_argument("--since", default=None, metavar="TIME", help="window start: ISO 8601 or a duration back (7d)")
     period.add_argument("--until", default=None, metavar="TIME", help="window end (default now)")
     period.add_argument("--window", default=None, metavar="DURATION",
-                        help="window length back from --until, instead of --since (default 7d)")
+                        help="window length back from --until, instead of --since (default 7d; a report may "
+                             "have its own, e.g. capacity: -p window, 30d)")
     rep.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default ./reports)")
     rep.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE", dest="parameters",
                      help="a report parameter, e.g. -p top_n=20 -p slow_ms=500 (defaults: the settings); repeatable")
