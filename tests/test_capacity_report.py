@@ -52,7 +52,8 @@ def _record(server, store, ts):
 
 
 def _burst(server, n):
-    return [psycopg.connect(server.dsn(DB, via="socket"), autocommit=True) for _ in range(n)]
+    return [psycopg.connect(server.dsn(DB, via="socket"), autocommit=True, application_name="cap_burst")
+            for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +258,61 @@ def test_a_user_function_named_like_pgstattuple_is_never_called(fleet):
     finally:
         with server.admin(DB) as conn:
             conn.execute("DROP FUNCTION public.pgstattuple_approx(regclass)")
+
+
+def test_connections_by_application_peak_and_p95_from_the_history(fleet):
+    import numpy as np
+    r, bursts = fleet["report"], fleet["bursts"]
+    h = r.by_app_history
+    row = h[(h["application"] == "cap_burst") & (h["state"] == "(all states)")].iloc[0]
+    # 14 snapshots: the app held 25 connections in one, 35 in another, none in the twelve others
+    assert row["snapshots"] == DAYS and row["peak"] == 35 and row["peak_ts"] == bursts[35]
+    assert row["p95"] == pytest.approx(np.percentile([0] * 12 + [25, 35], 95))
+    assert row["peak_pct_of_usable"] == pytest.approx(100 * 35 / r.usable)
+    assert h.iloc[0]["application"] == "cap_burst"          # the largest peak first
+    idle = h[(h["application"] == "cap_burst") & (h["state"] == "idle")].iloc[0]
+    assert idle["peak"] == 35
+
+
+def _metrics_csv(path, start, days):
+    """Hourly CPU and memory: CPU 30 % rising 2 points a day, plus 15 points from 12:00 to 17:59
+    each day (the daily peak 45 + 2 x day crosses the runbook's 85 % on day 20); memory flat at 50 %."""
+    rows = ["ts,cpu_pct,memory_pct"]
+    cpu = []
+    for h in range(days * 24):
+        ts = start + pd.Timedelta(hours=h)
+        v = 30 + 2 * h / 24 + (15 if 12 <= ts.hour < 18 else 0)
+        cpu.append(v)
+        rows.append(f"{ts.isoformat()},{v:.4f},50")
+    path.write_text("\n".join(rows) + "\n")
+    return cpu
+
+
+def test_cpu_forecast_and_replica_limit_from_a_metrics_file(fleet):
+    until = fleet["until"]
+    start = until.floor("D") - pd.Timedelta(days=DAYS)
+    path = fleet["root"] / "metrics.csv"
+    cpu = _metrics_csv(path, start, DAYS)
+    r = reports.build("capacity", target=fleet["server"].dsn(DB), history=fleet["url"], target_name=DB,
+                      until=until.isoformat(), metrics=str(path))
+    (cf,) = _kinds(r, "cpu_forecast")
+    assert not _kinds(r, "memory_forecast")                  # flat at 50 %: no date
+    f = r.forecasts["daily peak cpu_pct"][0]
+    crit = f.crossings[1]
+    assert crit.label == "runbook critical" and crit.status == "crosses"
+    true = start + pd.Timedelta(days=20)                   # 30 + 2 x t + 15 = 85
+    assert abs((crit.point - true) / pd.Timedelta(days=1)) <= 1.5, (crit, true)
+    assert crit.earliest <= crit.point <= crit.latest
+    assert cf["severity"] == "critical" and "between" in cf["detail"]
+    rep = r.replicas.set_index("metric")
+    seen = [v for v, h in zip(cpu, range(len(cpu))) if start + pd.Timedelta(hours=h) <= until]
+    assert rep.loc["cpu_pct", "hours_above_scale"] == sum(v > 70 for v in seen)
+    assert rep.loc["cpu_pct", "hours_above_critical"] == sum(v > 85 for v in seen)
+    assert rep.loc["memory_pct", "hours_above_scale"] == 0
+    (rl,) = _kinds(r, "replica_limit")
+    limit = 70 * (5 - 1) / 2                                # 140 % of the minimum fleet
+    assert rl["subject"] == "cpu_pct" and rl["metrics"]["limit_pct"] == limit
+    assert f.crossings[2].status == "crosses"
+    assert abs((f.crossings[2].point - (start + pd.Timedelta(days=(limit - 45) / 2))) / pd.Timedelta(days=1)) <= 3
+    assert "load of the minimum fleet (2 replicas)" in rl["detail"] and "keeps its trend" in rl["detail"]
+    assert "load of the minimum fleet" in r.replica_assumption

@@ -105,6 +105,33 @@ def by_app_state(conns: pd.DataFrame, usable: int | None) -> pd.DataFrame:
     return g.sort_values("connections", ascending=False).reset_index(drop=True)
 
 
+def by_app_history(hist: pd.DataFrame, usable: int | None) -> pd.DataFrame:
+    """Peak and p95 connections by application and state over the history store's snapshots
+    (``History.incident_view()["connections"]``), with the share of the usable slots and the time
+    of the peak. A snapshot without the pair counts 0 for it, so p95 is over every snapshot; the
+    ``(all states)`` rows sum an application's states per snapshot."""
+    cols = ["application", "state", "peak", "peak_ts", "p95", "peak_pct_of_usable", "p95_pct_of_usable", "snapshots"]
+    if hist is None or hist.empty:
+        return pd.DataFrame(columns=cols)
+    h = hist.assign(application=hist["application"].fillna("").replace("", "(none)"),
+                    state=hist["state"].fillna("(hidden)"))
+    h = pd.concat([h, h.assign(state="(all states)")])
+    wide = h.pivot_table(index="ts", columns=["application", "state"], values="connections", aggfunc="sum",
+                         fill_value=0)
+    snaps = sorted(hist["ts"].unique())
+    wide = wide.reindex(snaps, fill_value=0)
+    rows = []
+    for (app, state), col in wide.items():
+        v = col.astype(float)
+        peak = float(v.max())
+        p95 = float(np.percentile(v, 95))
+        rows.append({"application": app, "state": state, "peak": peak, "peak_ts": v.idxmax(), "p95": p95,
+                     "peak_pct_of_usable": 100 * peak / usable if usable else np.nan,
+                     "p95_pct_of_usable": 100 * p95 / usable if usable else np.nan, "snapshots": len(v)})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["peak", "application", "state"], ascending=[False, True, True]).reset_index(drop=True)
+
+
 def hours_above(ts, values, threshold: float) -> float:
     """Hours a sampled series spent strictly above ``threshold``: each sample stands for the time
     to the next one (the last one for the median step)."""

@@ -64,9 +64,11 @@ class CapacityReport(Report):
     usable: int | None = None
     peaks: dict = field(default_factory=dict)
     by_app: pd.DataFrame | None = None
+    by_app_history: pd.DataFrame | None = None
     idle_in_xact_s: float = 0.0
     metrics: pd.DataFrame | None = None
     replicas: pd.DataFrame | None = None
+    replica_assumption: str = ""
     dead: pd.DataFrame | None = None
     bloat: pd.DataFrame | None = None
     index_bloat: pd.DataFrame | None = None
@@ -176,6 +178,11 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
     r.usable = C.usable_connections(conns)
     r.peaks = C.connection_peaks(r.conn_series, r.usable)
     r.by_app = C.by_app_state(conns, r.usable)
+    hist = (store.incident_view(start, end, target=name)["connections"] if store is not None and inputs.has_history
+            else None)
+    if hist is not None and len(hist):
+        hist = hist[hist["ts"] >= start]     # incident_view adds the snapshot before the window
+    r.by_app_history = C.by_app_history(hist, r.usable)
     act = db.activity()
     idle = act[act["state"].isin(["idle in transaction", "idle in transaction (aborted)"])]
     r.idle_in_xact_s = float(idle["state_duration_s"].fillna(0).sum())
@@ -198,6 +205,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
             findings.append(got)
 
     # 5. replicas (CPU and memory from the metrics)
+    r.replica_assumption = replica_assumption(cfg)
     if p["metrics"]:
         from .. import load_metrics
         r.metrics = load_metrics(p["metrics"], since=start, until=end, config=cfg)
@@ -260,6 +268,16 @@ def bloat_method_lines(r: CapacityReport) -> list[str]:
     return lines
 
 
+def replica_assumption(cfg) -> str:
+    """What load the replica projection assumes, in words (the notebook and the finding say it)."""
+    a = cfg["autoscaling"]
+    return (f"the CPU and memory figures are read as the load of the minimum fleet ({a['min_replicas']} replicas), "
+            f"and that load keeps its trend; the autoscaler runs ceil({a['min_replicas']} x load / threshold) "
+            f"replicas (CPU {a['cpu_threshold_pct']:g} %, memory {a['memory_threshold_pct']:g} %), so all "
+            f"{a['max_replicas']} are running once the load passes threshold x ({a['max_replicas']} - 1) / "
+            f"{a['min_replicas']}: over 100 % means more than the minimum fleet could carry")
+
+
 def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
     """CPU and memory against the runbook's thresholds and auto-scaling settings."""
     auto, th, out, rows = cfg["autoscaling"], cfg["thresholds"], [], []
@@ -295,7 +313,8 @@ def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
                                  f"Max {auto['max_replicas']} replicas reached: {f.crossings[2].words(horizon)}",
                                  f"At the projected trend of the daily peak {metric}, the autoscaler ({auto['min_replicas']}"
                                  f" to {auto['max_replicas']} replicas at {scale_at:g} %) would need more than "
-                                 f"{auto['max_replicas']} replicas {f.crossings[2].words(horizon)}.",
+                                 f"{auto['max_replicas']} replicas {f.crossings[2].words(horizon)} (load "
+                                 f"{limit:g} %). Assumed: {replica_assumption(cfg)}.",
                                  "-- runbook 5, Auto-Scaling: raise Max replicas, or Increase Instance Size",
                                  limit_pct=limit))
     r.replicas = pd.DataFrame(rows)
