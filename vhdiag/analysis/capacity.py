@@ -225,7 +225,8 @@ def index_bloat(estimates: pd.DataFrame, exact: pd.DataFrame | None, min_pct: fl
                     e["bytes"], e["bloat_bytes"], e["bloat_pct"], e["method"], True]
     b["over"] = (b["reliable"].astype(bool) & (b["bloat_pct"].astype(float) >= min_pct)
                  & (b["bloat_bytes"].astype(float) >= min_bytes))
-    b["suggestion"] = [INDEX_BLOAT_SUGGESTION.format(qident(s, i)) for s, i in zip(b["schema"], b["index"])]
+    b["suggestion"] = [INDEX_BLOAT_SUGGESTION.format(qident(s, i)) if o else ""
+                       for s, i, o in zip(b["schema"], b["index"], b["over"])]
     return b[cols].sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
 
 
