@@ -38,6 +38,9 @@ INSERT INTO cap_items SELECT g, 'sku-' || g, g % 50 FROM generate_series(1, 2000
 CREATE INDEX cap_items_qty_idx ON cap_items (qty);
 CREATE INDEX cap_items_sku_b ON cap_items (sku);
 ANALYZE cap_items;
+CREATE TABLE cap_churn (id int NOT NULL, k text NOT NULL) WITH (autovacuum_enabled = off);
+INSERT INTO cap_churn SELECT g, md5(g::text) FROM generate_series(1, 300000) g;
+CREATE INDEX cap_churn_k_idx ON cap_churn (k);
 """
 
 
@@ -49,7 +52,8 @@ def _record(server, store, ts):
 
 
 def _burst(server, n):
-    return [psycopg.connect(server.dsn(DB, via="socket"), autocommit=True) for _ in range(n)]
+    return [psycopg.connect(server.dsn(DB, via="socket"), autocommit=True, application_name="cap_burst")
+            for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +69,12 @@ def fleet(pg, servers, tmp_path_factory):
             conn.execute("SELECT qty FROM cap_items WHERE sku = %s", (f"sku-{i}",))
             conn.execute("SELECT sku FROM cap_items WHERE id = %s", (i,))
         conn.execute("CREATE INDEX cap_items_sku_a ON cap_items (sku)")
+        # 90 % of cap_churn deleted and vacuumed: no dead row left, but its heap and its index
+        # (built full, at 90 %) keep their pages, a tenth used.
+        conn.execute("DELETE FROM cap_churn WHERE id % 10 <> 0")
+        workload.flush_stats(conn)                       # counted before the VACUUM that clears them
+        conn.execute("VACUUM (ANALYZE) cap_churn")
+        conn.execute("SELECT id FROM cap_churn WHERE k = md5('10')")    # used: not an unused index
         workload.flush_stats(conn)
     root = tmp_path_factory.mktemp(f"capacity-{pg.id}")
     url = str(root / "history.sqlite")
@@ -147,6 +157,7 @@ def test_dead_rows_unused_and_duplicate_with_real_sizes(fleet):
     assert dup["metrics"]["bytes"] == sizes["cap_items_sku_a"]
     every = json.dumps(r.findings)
     assert "cap_items_pkey" not in every and "cap_small" not in every
+    assert "public.cap_churn" not in dead                # vacuumed: no dead row, only free space
 
 
 def test_bursts_appear_with_their_times(fleet):
@@ -182,3 +193,126 @@ def test_report_runs_as_a_notebook_and_validates(fleet, pg):
                                                         "dead_tuples", "unused_index", "duplicate_index"}
     html = res.html.read_text()
     assert "Theil-Sen" in html and "data:image/png" in html
+
+
+def _fresh_size(server, index_sql):
+    """Bytes of the same index built afresh (at its default fillfactor): what bloat is measured against."""
+    with server.admin(DB) as conn:
+        conn.execute(index_sql)
+        size = conn.execute("SELECT pg_relation_size('cap_churn_fresh')").fetchone()[0]
+        conn.execute("DROP INDEX cap_churn_fresh")
+    return size
+
+
+def test_index_bloat_estimate_names_its_method(fleet):
+    from vhdiag.collect.bloat import STATS_METHOD
+    r, sizes = fleet["report"], fleet["sizes"]
+    bloat = {f["subject"]: f for f in _kinds(r, "bloat")}
+    # cap_churn's heap is a tenth used but holds no dead row: the dead-row share sees no bloat there
+    assert set(bloat) == {"public.cap_churn_k_idx"}, r.index_bloat.to_string()
+    f = bloat["public.cap_churn_k_idx"]
+    real = sizes["cap_churn_k_idx"]
+    true_bloat = real - _fresh_size(fleet["server"], "CREATE INDEX cap_churn_fresh ON cap_churn (k)")
+    assert f["metrics"]["method"] == STATS_METHOD and STATS_METHOD in f["detail"]
+    assert f["metrics"]["bytes"] == real
+    assert abs(f["metrics"]["bloat_bytes"] - true_bloat) <= 0.1 * true_bloat, (f["metrics"], true_bloat)
+    assert 80 <= f["metrics"]["bloat_pct"] <= 95
+    assert f["suggestion"].startswith("REINDEX INDEX CONCURRENTLY public.cap_churn_k_idx;")
+    row = r.index_bloat.set_index("index").loc["cap_items_pkey"]
+    assert not row["over"] and row["bloat_pct"] < 30    # built once, never churned
+    assert any("pgstattuple is not installed" in line for line in reports.capacity.bloat_method_lines(r))
+
+
+def test_pgstattuple_measures_the_top_relations_when_installed(fleet):
+    from vhdiag.collect.bloat import INDEX_METHOD, TABLE_METHOD
+    server = fleet["server"]
+    with server.admin(DB) as conn:
+        conn.execute("CREATE EXTENSION pgstattuple")
+    try:
+        r = reports.build("capacity", target=server.dsn(DB), history=fleet["url"], target_name=DB,
+                          until=fleet["until"].isoformat(), disk_quota_bytes=fleet["quota"])
+    finally:
+        with server.admin(DB) as conn:
+            conn.execute("DROP EXTENSION pgstattuple")
+    bloat = {f["subject"]: f for f in _kinds(r, "bloat")}
+    assert set(bloat) == {"public.cap_churn", "public.cap_churn_k_idx"}
+    heap, idx = bloat["public.cap_churn"], bloat["public.cap_churn_k_idx"]
+    assert heap["metrics"]["method"] == TABLE_METHOD and heap["metrics"]["relation"] == "table"
+    assert heap["metrics"]["bloat_pct"] >= 80 and TABLE_METHOD in heap["detail"]
+    assert idx["metrics"]["method"] == INDEX_METHOD and 80 <= idx["metrics"]["bloat_pct"] <= 95
+    assert idx["metrics"]["bytes"] == fleet["sizes"]["cap_churn_k_idx"]
+    assert 1 <= (r.index_bloat["method"] == INDEX_METHOD).sum() <= 5     # bloat_exact_top_n, no more
+    assert not any("not installed" in line for line in reports.capacity.bloat_method_lines(r))
+
+
+def test_a_user_function_named_like_pgstattuple_is_never_called(fleet):
+    from vhdiag.collect import bloat as B
+    server = fleet["server"]
+    with server.admin(DB) as conn:
+        conn.execute("CREATE FUNCTION public.pgstattuple_approx(regclass) RETURNS TABLE (table_len bigint) "
+                     "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'user function called'; END$$")
+    try:
+        with vhdiag.connect(server.dsn(DB)) as t:
+            assert B.extension(t) is None
+            assert B.exact(t, [("public", "cap_churn")], []).empty
+    finally:
+        with server.admin(DB) as conn:
+            conn.execute("DROP FUNCTION public.pgstattuple_approx(regclass)")
+
+
+def test_connections_by_application_peak_and_p95_from_the_history(fleet):
+    import numpy as np
+    r, bursts = fleet["report"], fleet["bursts"]
+    h = r.by_app_history
+    row = h[(h["application"] == "cap_burst") & (h["state"] == "(all states)")].iloc[0]
+    # 14 snapshots: the app held 25 connections in one, 35 in another, none in the twelve others
+    assert row["snapshots"] == DAYS and row["peak"] == 35 and row["peak_ts"] == bursts[35]
+    assert row["p95"] == pytest.approx(np.percentile([0] * 12 + [25, 35], 95))
+    assert row["peak_pct_of_usable"] == pytest.approx(100 * 35 / r.usable)
+    assert h.iloc[0]["application"] == "cap_burst"          # the largest peak first
+    idle = h[(h["application"] == "cap_burst") & (h["state"] == "idle")].iloc[0]
+    assert idle["peak"] == 35
+
+
+def _metrics_csv(path, start, days):
+    """Hourly CPU and memory: CPU 30 % rising 2 points a day, plus 15 points from 12:00 to 17:59
+    each day (the daily peak 45 + 2 x day crosses the runbook's 85 % on day 20); memory flat at 50 %."""
+    rows = ["ts,cpu_pct,memory_pct"]
+    cpu = []
+    for h in range(days * 24):
+        ts = start + pd.Timedelta(hours=h)
+        v = 30 + 2 * h / 24 + (15 if 12 <= ts.hour < 18 else 0)
+        cpu.append(v)
+        rows.append(f"{ts.isoformat()},{v:.4f},50")
+    path.write_text("\n".join(rows) + "\n")
+    return cpu
+
+
+def test_cpu_forecast_and_replica_limit_from_a_metrics_file(fleet):
+    until = fleet["until"]
+    start = until.floor("D") - pd.Timedelta(days=DAYS)
+    path = fleet["root"] / "metrics.csv"
+    cpu = _metrics_csv(path, start, DAYS)
+    r = reports.build("capacity", target=fleet["server"].dsn(DB), history=fleet["url"], target_name=DB,
+                      until=until.isoformat(), metrics=str(path))
+    (cf,) = _kinds(r, "cpu_forecast")
+    assert not _kinds(r, "memory_forecast")                  # flat at 50 %: no date
+    f = r.forecasts["daily peak cpu_pct"][0]
+    crit = f.crossings[1]
+    assert crit.label == "runbook critical" and crit.status == "crosses"
+    true = start + pd.Timedelta(days=20)                   # 30 + 2 x t + 15 = 85
+    assert abs((crit.point - true) / pd.Timedelta(days=1)) <= 1.5, (crit, true)
+    assert crit.earliest <= crit.point <= crit.latest
+    assert cf["severity"] == "critical" and "between" in cf["detail"]
+    rep = r.replicas.set_index("metric")
+    seen = [v for v, h in zip(cpu, range(len(cpu))) if start + pd.Timedelta(hours=h) <= until]
+    assert rep.loc["cpu_pct", "hours_above_scale"] == sum(v > 70 for v in seen)
+    assert rep.loc["cpu_pct", "hours_above_critical"] == sum(v > 85 for v in seen)
+    assert rep.loc["memory_pct", "hours_above_scale"] == 0
+    (rl,) = _kinds(r, "replica_limit")
+    limit = 70 * (5 - 1) / 2                                # 140 % of the minimum fleet
+    assert rl["subject"] == "cpu_pct" and rl["metrics"]["limit_pct"] == limit
+    assert f.crossings[2].status == "crosses"
+    assert abs((f.crossings[2].point - (start + pd.Timedelta(days=(limit - 45) / 2))) / pd.Timedelta(days=1)) <= 3
+    assert "load of the minimum fleet (2 replicas)" in rl["detail"] and "keeps its trend" in rl["detail"]
+    assert "load of the minimum fleet" in r.replica_assumption

@@ -161,3 +161,30 @@ def test_unused_indexes_when_none_is_unused_keep_their_columns():
     out = C.unused_indexes(indexes, tables, set())
     assert list(out.columns) == ["schema", "table", "index", "bytes", "scans", "writes", "suggestion"]
     assert out.empty
+
+
+def test_quota_threshold_labels_on_the_plot_do_not_overlap():
+    """80, 90 and 100 % of a quota that the 90-day forecast goes far past: three lines a few pixels
+    apart, three labels that must not sit on each other (they did: all at the left edge)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vhdiag import plots
+    ts = days(30)
+    values = [1e9 + 1.3e8 * i for i in range(30)]       # 1 GB to 4.8 GB, 17 GB in 90 days
+    quota = 6e9
+    th = [(0.8 * quota, "80 % of quota"), (0.9 * quota, "90 % of quota"), (quota, "the quota")]
+    f = fc.fit(ts, values, 90, S, thresholds=th, unit="bytes")
+    fig = plots.forecast_figure(f, "database fleet", "bytes", th)
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+    # the words themselves (an annotation's extent also holds its tick to the line)
+    boxes = {t.get_text().strip(): Text.get_window_extent(t, renderer) for t in fig.axes[0].texts}
+    assert set(boxes) == {"80 % of quota", "90 % of quota", "the quota"}
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not boxes[a].overlaps(boxes[b]), (a, b, boxes[a], boxes[b])
+    # each label stays inside the figure
+    width, height = fig.canvas.get_width_height()
+    assert all(0 <= b.x0 and b.x1 <= width and 0 <= b.y0 and b.y1 <= height for b in boxes.values())

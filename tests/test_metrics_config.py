@@ -46,6 +46,7 @@ CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "q
                 "forecast_min_points", "forecast_min_days", "forecast_confidence_pct", "forecast_flat_pct",
                 "forecast_weekly_min_strength", "growth_acceleration_ratio", "growth_min_bytes_per_day",
                 "dead_tuples_min", "dead_tuples_pct", "vacuum_max_age_days", "bloat_pct", "bloat_min_bytes",
+                "bloat_exact_top_n",
                 "wraparound_pct", "sequence_used_pct")
 
 

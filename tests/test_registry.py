@@ -17,7 +17,8 @@ from vhdiag.history import snapshot
 from vhdiag.target import Target
 
 NAMES = {"statements", "statements-info", "tables", "indexes", "activity", "connections", "database",
-         "maintenance", "wraparound", "sequences", "backups", "replication"}
+         "maintenance", "wraparound", "sequences", "backups", "replication",
+         "index-bloat"}
 # Target's public methods that are not frames.
 NOT_FRAMES = {"query", "close", "notice", "require_pgss", "doctor"}
 

@@ -331,10 +331,11 @@ def forecast_figure(f, name: str, unit: str = "", thresholds=()):
                             label="prediction band")
             ax.plot(fx, fut["point"] / scale, "--", color="#dd8452", label="forecast")
         colors = ["#c9a400", "#b00", "#600"]
+        marks = []
         for i, c in enumerate(f.crossings):
             col = colors[min(i, 2)]
             ax.axhline(c.threshold / scale, color=col, linestyle=":", linewidth=1)
-            ax.text(hx.iloc[0], c.threshold / scale, f" {label(c.label, 40)}", color=col, va="bottom", fontsize=8)
+            marks.append((c.threshold / scale, label(c.label, 40), col))
             if c.status == "crosses" and c.earliest is not None:
                 lo = pd.Timestamp(c.earliest).tz_convert("UTC").tz_localize(None)
                 hi = (pd.Timestamp(c.latest).tz_convert("UTC").tz_localize(None) if c.latest is not None
@@ -348,9 +349,32 @@ def forecast_figure(f, name: str, unit: str = "", thresholds=()):
         ax.set_title(label(f"{name}: {f.model}", 160))
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
+        _threshold_labels(ax, marks)
         _plain(fig).tight_layout()
         plt.close(fig)
     return fig
+
+
+def _threshold_labels(ax, marks, gap: float = 0.075):
+    """Each threshold's label right of the plot, at its line's height, moved apart where lines are
+    close (80, 90 and 100 % of a quota far above the data are a few pixels apart): labels at
+    least ``gap`` of the axes' height from each other, joined to their line by a short tick."""
+    import matplotlib.transforms as mtransforms
+    lo, hi = ax.get_ylim()
+    ys = sorted(((v - lo) / (hi - lo) if hi > lo else 0.5, text, col) for v, text, col in marks)
+    placed: list[float] = []
+    for y, _, _ in ys:
+        placed.append(max(y, placed[-1] + gap) if placed else y)
+    over = (placed[-1] - 1.0) if placed else 0
+    if over > 0:                                   # pushed past the top: shift down, keep the gaps
+        placed = [p - over for p in placed]
+        for i in range(len(placed) - 2, -1, -1):
+            placed[i] = min(placed[i], placed[i + 1] - gap)
+    trans = mtransforms.blended_transform_factory(ax.transAxes, ax.transAxes)
+    for (y, text, col), at in zip(ys, placed):
+        ax.annotate(text, xy=(1.0, y), xycoords=trans, xytext=(1.012, at), textcoords=trans, color=col,
+                    fontsize=8, va="center", ha="left", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": col, "linewidth": 0.6})
 
 
 def incident_metrics(metrics: pd.DataFrame, start=None, end=None, since=None, until=None, thresholds=None,

@@ -105,6 +105,33 @@ def by_app_state(conns: pd.DataFrame, usable: int | None) -> pd.DataFrame:
     return g.sort_values("connections", ascending=False).reset_index(drop=True)
 
 
+def by_app_history(hist: pd.DataFrame, usable: int | None) -> pd.DataFrame:
+    """Peak and p95 connections by application and state over the history store's snapshots
+    (``History.incident_view()["connections"]``), with the share of the usable slots and the time
+    of the peak. A snapshot without the pair counts 0 for it, so p95 is over every snapshot; the
+    ``(all states)`` rows sum an application's states per snapshot."""
+    cols = ["application", "state", "peak", "peak_ts", "p95", "peak_pct_of_usable", "p95_pct_of_usable", "snapshots"]
+    if hist is None or hist.empty:
+        return pd.DataFrame(columns=cols)
+    h = hist.assign(application=hist["application"].fillna("").replace("", "(none)"),
+                    state=hist["state"].fillna("(hidden)"))
+    h = pd.concat([h, h.assign(state="(all states)")])
+    wide = h.pivot_table(index="ts", columns=["application", "state"], values="connections", aggfunc="sum",
+                         fill_value=0)
+    snaps = sorted(hist["ts"].unique())
+    wide = wide.reindex(snaps, fill_value=0)
+    rows = []
+    for (app, state), col in wide.items():
+        v = col.astype(float)
+        peak = float(v.max())
+        p95 = float(np.percentile(v, 95))
+        rows.append({"application": app, "state": state, "peak": peak, "peak_ts": v.idxmax(), "p95": p95,
+                     "peak_pct_of_usable": 100 * peak / usable if usable else np.nan,
+                     "p95_pct_of_usable": 100 * p95 / usable if usable else np.nan, "snapshots": len(v)})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["peak", "application", "state"], ascending=[False, True, True]).reset_index(drop=True)
+
+
 def hours_above(ts, values, threshold: float) -> float:
     """Hours a sampled series spent strictly above ``threshold``: each sample stands for the time
     to the next one (the last one for the median step)."""
@@ -148,11 +175,59 @@ def heap_bloat(tables: pd.DataFrame, min_pct: float, min_bytes: int) -> pd.DataF
     rows = live + dead
     t["bloat_pct"] = np.where(rows > 0, 100 * dead / rows.where(rows > 0, 1), 0.0)
     t["bloat_bytes"] = (t["table_bytes"].astype(float) * t["bloat_pct"] / 100).round()
-    t = t[(t["bloat_pct"] >= min_pct) & (t["bloat_bytes"] >= min_bytes)]
+    t = t[(t["bloat_pct"] >= min_pct) & (t["bloat_bytes"] >= min_bytes)].copy()
     t["suggestion"] = [f"VACUUM (ANALYZE) {qident(s, n)};  -- frees the space for reuse; VACUUM FULL or "
                        "pg_repack returns it to the disk (VACUUM FULL locks the table)"
                        for s, n in zip(t["schema"], t["table"])]
     return t[["schema", "table", "table_bytes", "bloat_pct", "bloat_bytes", "suggestion"]].reset_index(drop=True)
+
+
+INDEX_BLOAT_SUGGESTION = ("REINDEX INDEX CONCURRENTLY {};  -- rebuilds it beside the old one (needs its size "
+                          "free on disk), then swaps; not inside a transaction block")
+
+
+def with_exact_tables(bloat_all: pd.DataFrame, exact: pd.DataFrame | None) -> pd.DataFrame:
+    """``heap_bloat`` rows (every table, before the thresholds) with pgstattuple_approx's figures
+    where there are some; ``method`` says which one each row comes from."""
+    t = bloat_all.copy()
+    t["method"] = "dead-row share"
+    if exact is None or exact.empty:
+        return t
+    ex = exact[exact["kind"] == "table"].set_index(["schema", "relation"])
+    for i, rec in t.iterrows():
+        key = (rec["schema"], rec["table"])
+        if key in ex.index:
+            e = ex.loc[key]
+            t.loc[i, ["table_bytes", "bloat_bytes", "bloat_pct", "method"]] = [
+                e["bytes"], e["bloat_bytes"], e["bloat_pct"], e["method"]]
+    return t
+
+
+def index_bloat(estimates: pd.DataFrame, exact: pd.DataFrame | None, min_pct: float, min_bytes: int) -> pd.DataFrame:
+    """Btree-index bloat per index: the statistics estimate, replaced by pgstatindex's figure where
+    there is one (``method`` says which), with ``over`` for those over both thresholds and the
+    REINDEX to run by hand. An estimate flagged unreliable (``is_na``) is never over."""
+    cols = ["schema", "table", "index", "bytes", "bloat_bytes", "bloat_pct", "method", "reliable", "over",
+            "suggestion"]
+    if estimates is None or estimates.empty:
+        return pd.DataFrame(columns=cols)
+    from ..collect.bloat import STATS_METHOD
+    b = estimates.rename(columns={"real_bytes": "bytes"}).copy()
+    b["method"] = STATS_METHOD
+    b["reliable"] = ~b["is_na"].fillna(False).astype(bool)
+    if exact is not None and not exact.empty:
+        ex = exact[exact["kind"] == "index"].set_index(["schema", "relation"])
+        for i, rec in b.iterrows():
+            key = (rec["schema"], rec["index"])
+            if key in ex.index:
+                e = ex.loc[key]
+                b.loc[i, ["bytes", "bloat_bytes", "bloat_pct", "method", "reliable"]] = [
+                    e["bytes"], e["bloat_bytes"], e["bloat_pct"], e["method"], True]
+    b["over"] = (b["reliable"].astype(bool) & (b["bloat_pct"].astype(float) >= min_pct)
+                 & (b["bloat_bytes"].astype(float) >= min_bytes))
+    b["suggestion"] = [INDEX_BLOAT_SUGGESTION.format(qident(s, i)) if o else ""
+                       for s, i, o in zip(b["schema"], b["index"], b["over"])]
+    return b[cols].sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
 
 
 def duplicate_groups(indexes: pd.DataFrame) -> pd.DataFrame:
@@ -263,7 +338,7 @@ def headroom_findings(series: pd.DataFrame, warning: float, critical: float, usa
 
 def maintenance_findings(*, dead: pd.DataFrame, bloat: pd.DataFrame, unused: pd.DataFrame, dups: pd.DataFrame,
                          invalid: pd.DataFrame, wrap: pd.DataFrame, seqs: pd.DataFrame, wrap_pct: float,
-                         seq_pct: float) -> list[dict]:
+                         seq_pct: float, index_bloat: pd.DataFrame | None = None) -> list[dict]:
     out = []
     for r in dead.to_dict("records"):
         since = f"last vacuumed {_when(r['last_vacuumed'])}" if pd.notna(r["last_vacuumed"]) else "never vacuumed"
@@ -274,11 +349,21 @@ def maintenance_findings(*, dead: pd.DataFrame, bloat: pd.DataFrame, unused: pd.
                            f"-- runbook 6, Database Optimization: VACUUM ANALYZE\n{r['suggestion']}",
                            n_dead_tup=r["n_dead_tup"], dead_tup_pct=r["dead_tup_pct"]))
     for r in bloat.to_dict("records"):
+        method = r.get("method") or "dead-row share"
+        how = BLOAT_METHOD if method == "dead-row share" else \
+            f"{method} (pgstattuple: dead rows plus free space, read from the table's pages)"
         out.append(finding("bloat", "warning", f"{r['schema']}.{r['table']}",
                            f"Bloat: {r['schema']}.{r['table']}: about {_b(r['bloat_bytes'])} ({r['bloat_pct']:.0f} %)",
-                           f"Estimated {_b(r['bloat_bytes'])} of the {_b(r['table_bytes'])} heap is dead rows; method: "
-                           f"{BLOAT_METHOD}.", r["suggestion"], bloat_bytes=r["bloat_bytes"], bloat_pct=r["bloat_pct"],
-                           method="dead_tuple_share"))
+                           f"Estimated {_b(r['bloat_bytes'])} of the {_b(r['table_bytes'])} heap holds no live row; "
+                           f"method: {how}.", r["suggestion"], bloat_bytes=r["bloat_bytes"], bloat_pct=r["bloat_pct"],
+                           method=method, relation="table"))
+    for r in (index_bloat[index_bloat["over"]].to_dict("records") if index_bloat is not None else []):
+        out.append(finding("bloat", "warning", f"{r['schema']}.{r['index']}",
+                           f"Index bloat: {r['schema']}.{r['index']}: about {_b(r['bloat_bytes'])} ({r['bloat_pct']:.0f} %)",
+                           f"Estimated {_b(r['bloat_bytes'])} of the {_b(r['bytes'])} btree index {r['schema']}."
+                           f"{r['index']} (on {r['table']}) is beyond what a fresh build at its fillfactor would "
+                           f"take; method: {r['method']}.", r["suggestion"], bloat_bytes=r["bloat_bytes"],
+                           bloat_pct=r["bloat_pct"], bytes=r["bytes"], method=r["method"], relation="index"))
     for r in unused.to_dict("records"):
         out.append(finding("unused_index", "warning", f"{r['schema']}.{r['index']}",
                            f"Unused index: {r['schema']}.{r['index']} ({_b(r['bytes'])})",

@@ -64,11 +64,14 @@ class CapacityReport(Report):
     usable: int | None = None
     peaks: dict = field(default_factory=dict)
     by_app: pd.DataFrame | None = None
+    by_app_history: pd.DataFrame | None = None
     idle_in_xact_s: float = 0.0
     metrics: pd.DataFrame | None = None
     replicas: pd.DataFrame | None = None
+    replica_assumption: str = ""
     dead: pd.DataFrame | None = None
     bloat: pd.DataFrame | None = None
+    index_bloat: pd.DataFrame | None = None
     unused: pd.DataFrame | None = None
     duplicates: pd.DataFrame | None = None
     invalid: pd.DataFrame | None = None
@@ -175,6 +178,11 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
     r.usable = C.usable_connections(conns)
     r.peaks = C.connection_peaks(r.conn_series, r.usable)
     r.by_app = C.by_app_state(conns, r.usable)
+    hist = (store.incident_view(start, end, target=name)["connections"] if store is not None and inputs.has_history
+            else None)
+    if hist is not None and len(hist):
+        hist = hist[hist["ts"] >= start]     # incident_view adds the snapshot before the window
+    r.by_app_history = C.by_app_history(hist, r.usable)
     act = db.activity()
     idle = act[act["state"].isin(["idle in transaction", "idle in transaction (aborted)"])]
     r.idle_in_xact_s = float(idle["state_duration_s"].fillna(0).sum())
@@ -197,6 +205,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
             findings.append(got)
 
     # 5. replicas (CPU and memory from the metrics)
+    r.replica_assumption = replica_assumption(cfg)
     if p["metrics"]:
         from .. import load_metrics
         r.metrics = load_metrics(p["metrics"], since=start, until=end, config=cfg)
@@ -206,7 +215,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
 
     # 6. maintenance debt
     r.dead = C.dead_tuple_tables(maint, cap["dead_tuples_min"], cap["dead_tuples_pct"], cap["vacuum_max_age_days"], end)
-    r.bloat = C.heap_bloat(tables, cap["bloat_pct"], cap["bloat_min_bytes"])
+    r.bloat, r.index_bloat = _bloat(db, tables, cap)
     r.duplicates = C.duplicate_groups(indexes)
     dropped = set(zip(r.duplicates["schema"], r.duplicates["index"]))
     r.unused = C.unused_indexes(indexes, tables, dropped)
@@ -216,10 +225,57 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
     r.sequences = db.sequences()
     findings += C.maintenance_findings(dead=r.dead, bloat=r.bloat, unused=r.unused, dups=r.duplicates,
                                        invalid=r.invalid, wrap=r.wraparound, seqs=r.sequences,
-                                       wrap_pct=cap["wraparound_pct"], seq_pct=cap["sequence_used_pct"])
+                                       wrap_pct=cap["wraparound_pct"], seq_pct=cap["sequence_used_pct"],
+                                       index_bloat=r.index_bloat)
     order = {"critical": 0, "warning": 1, "info": 2}
     r.findings = sorted(findings, key=lambda f: order[f["severity"]])
     return r
+
+
+def _bloat(db, tables: pd.DataFrame, cap) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table and btree-index bloat, each row naming its method: the statistics estimates for all,
+    pgstattuple (when installed and allowed) for the ``bloat_exact_top_n`` largest tables and the
+    most bloated btree indexes by the estimate."""
+    from ..collect import bloat as B
+    est = db.index_bloat()
+    n = int(cap["bloat_exact_top_n"])
+    top_t = tables.dropna(subset=["table_bytes"]).sort_values("table_bytes", ascending=False).head(n)
+    top_i = est[~est["is_na"].fillna(False).astype(bool)].head(n)
+    exact = B.exact(db, list(zip(top_t["schema"], top_t["table"])),
+                    list(zip(top_i["schema"], top_i["index"], top_i["fillfactor"]))) if n else None
+    heap = C.with_exact_tables(C.heap_bloat(tables, 0, 0), exact)
+    heap = heap[(heap["bloat_pct"].astype(float) >= cap["bloat_pct"])
+                & (heap["bloat_bytes"].astype(float) >= cap["bloat_min_bytes"])]
+    heap = heap.sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
+    return heap, C.index_bloat(est, exact, cap["bloat_pct"], cap["bloat_min_bytes"])
+
+
+def bloat_method_lines(r: CapacityReport) -> list[str]:
+    """Which method each bloat figure comes from, in words, for the notebook."""
+    from ..collect import bloat as B
+    methods = set(r.index_bloat["method"]) if r.index_bloat is not None and len(r.index_bloat) else set()
+    tmethods = set(r.bloat["method"]) if r.bloat is not None and len(r.bloat) else set()
+    lines = [f"Tables: '{C.BLOAT_METHOD}' (dead-row share) unless the row says {B.TABLE_METHOD} (the pgstattuple "
+             "extension: dead rows plus free space, read from the pages that are not all-visible).",
+             f"Btree indexes: '{B.STATS_METHOD}', from pg_class, pg_index and pg_stats (as fresh as the last "
+             f"ANALYZE), unless the row says {B.INDEX_METHOD} (the pgstattuple extension: empty and deleted "
+             "pages plus the leaf pages' room below the fillfactor, read from the index)."]
+    if not ({B.TABLE_METHOD, B.INDEX_METHOD} & (methods | tmethods)):
+        lines.append("pgstattuple is not installed (or not allowed for this role), so every figure is an estimate "
+                     "from the statistics; CREATE EXTENSION pgstattuple (contrib) and GRANT pg_stat_scan_tables "
+                     f"give measured figures for the {int(r.settings['bloat_exact_top_n'])} largest tables and "
+                     "most bloated indexes.")
+    return lines
+
+
+def replica_assumption(cfg) -> str:
+    """What load the replica projection assumes, in words (the notebook and the finding say it)."""
+    a = cfg["autoscaling"]
+    return (f"the CPU and memory figures are read as the load of the minimum fleet ({a['min_replicas']} replicas), "
+            f"and that load keeps its trend; the autoscaler runs ceil({a['min_replicas']} x load / threshold) "
+            f"replicas (CPU {a['cpu_threshold_pct']:g} %, memory {a['memory_threshold_pct']:g} %), so all "
+            f"{a['max_replicas']} are running once the load passes threshold x ({a['max_replicas']} - 1) / "
+            f"{a['min_replicas']}: over 100 % means more than the minimum fleet could carry")
 
 
 def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
@@ -257,7 +313,8 @@ def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
                                  f"Max {auto['max_replicas']} replicas reached: {f.crossings[2].words(horizon)}",
                                  f"At the projected trend of the daily peak {metric}, the autoscaler ({auto['min_replicas']}"
                                  f" to {auto['max_replicas']} replicas at {scale_at:g} %) would need more than "
-                                 f"{auto['max_replicas']} replicas {f.crossings[2].words(horizon)}.",
+                                 f"{auto['max_replicas']} replicas {f.crossings[2].words(horizon)} (load "
+                                 f"{limit:g} %). Assumed: {replica_assumption(cfg)}.",
                                  "-- runbook 5, Auto-Scaling: raise Max replicas, or Increase Instance Size",
                                  limit_pct=limit))
     r.replicas = pd.DataFrame(rows)
