@@ -50,6 +50,17 @@ CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "q
                 "wraparound_pct", "sequence_used_pct")
 
 
+CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idle_in_transaction_s",
+              "backup_max_age", "dumps_dir", "pg_restore")
+
+
+def test_every_checks_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CHECKS_OWN]
+    assert len(lines) == len(CHECKS_OWN)
+    assert all("vhdiag's own" in ln for ln in lines)
+    assert load_config()["checks"]["backup_max_age"] == "26h"
+
+
 def test_every_capacity_default_says_it_is_vhdiags_own():
     lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CAPACITY_OWN]
     assert len(lines) == len(CAPACITY_OWN)
@@ -64,7 +75,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN):
             assert "runbook" in line, line
 
 
@@ -105,7 +116,7 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
      "(known keys under [thresholds.cpu_pct]: warning, critical)"),
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
-     "tables, reports, capacity, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics)"),
+     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

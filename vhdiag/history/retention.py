@@ -62,6 +62,7 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
         _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), expired)
     _in_chunks(conn, lambda ids: s.delete().where(s.c.id.in_(ids)), expired)
     conn.execute(S.statement_hourly.delete().where(S.statement_hourly.c.hour < horizon.to_pydatetime()))
+    conn.execute(S.check_results.delete().where(S.check_results.c.ts < horizon.to_pydatetime()))
     result["expired_snapshots"] = len(expired)
     # Statement texts nothing refers to any more.
     st = S.statements

@@ -15,12 +15,14 @@ Changelog of SCHEMA_VERSION:
    their default, so a configuration change between snapshots shows), ``connection_counts``
    (connections by application and state) and ``activity_sessions`` (sessions idle in
    transaction, waiting on a lock or blocking one: who blocked whom, by application).
+3. ``check_results``: what each ``vhdiag check`` run found (status, evidence, fix, and the subjects
+   it saw), so the next run can say what is new "since the previous check".
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -180,6 +182,21 @@ activity_sessions = sa.Table(
     sa.Column("query_id", sa.BigInteger),         # no query text: it may carry literals
 )
 
+# Version 3: `vhdiag check morning|evening` results (runbook "Daily Operations" checklists).
+check_results = sa.Table(
+    "check_results", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), nullable=False),
+    sa.Column("ts", TS, nullable=False),          # when the run started; one value per run
+    sa.Column("kind", sa.String(16), nullable=False),      # morning, evening
+    sa.Column("check", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),     # pass, warn, fail
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("fix", sa.Text, nullable=False, default=""),
+    sa.Column("items", sa.Text, nullable=False, default="[]"),  # JSON list of subjects seen
+    sa.Index("check_results_target_ts", "target_id", "ts"),
+)
+
 SNAPSHOT_TABLES = (setting_values, connection_counts, activity_sessions)   # pruned with the raw snapshots
 
 metric_points = sa.Table(
@@ -214,7 +231,11 @@ def _v2(conn) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, callable] = {2: _v2}
+def _v3(conn) -> None:
+    check_results.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, callable] = {2: _v2, 3: _v3}
 
 # Tables a migration dropped or renamed: an older store still has them, and they are vhdiag's
 # (history/guard.py refuses a database holding any other table).

@@ -509,6 +509,39 @@ class History:
                 out[key] = _utc(pd.read_sql(q.order_by(s.c.ts), conn), "ts")
         return out
 
+    def record_checks(self, name: str, kind: str, ts, results: list[dict]) -> None:
+        """Store one ``vhdiag check`` run (one transaction): each result's check, status,
+        evidence, fix and ``items`` (the subjects it saw, for the next run's "new since")."""
+        import json
+        with self._write() as conn, conn.begin():
+            target_id = self._lock_target(conn, name)
+            rows = [{"target_id": target_id, "ts": _py(pd.Timestamp(ts)), "kind": kind, "check": r["check"],
+                     "status": r["status"], "evidence": r["evidence"], "fix": r.get("fix") or "",
+                     "items": json.dumps(list(r.get("items") or []))} for r in results]
+            if rows:
+                conn.execute(S.check_results.insert(), rows)
+
+    def previous_checks(self, name: str, before=None) -> tuple[pd.Timestamp | None, dict]:
+        """The newest recorded check run of target ``name`` (before ``before``): its time and
+        ``{check: {"status", "evidence", "fix", "items"}}``; ``(None, {})`` when there is none."""
+        import json
+        c = S.check_results
+        with self._read() as conn:
+            row = conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
+            if row is None:
+                return None, {}
+            q = sa.select(sa.func.max(c.c.ts)).where(c.c.target_id == row[0])
+            if before is not None:
+                q = q.where(c.c.ts < _py(pd.Timestamp(before)))
+            ts = conn.execute(q).scalar()
+            if ts is None:
+                return None, {}
+            found = conn.execute(sa.select(c).where(c.c.target_id == row[0], c.c.ts == ts)).mappings().all()
+        ts = pd.Timestamp(ts)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts, {r["check"]: {"status": r["status"], "evidence": r["evidence"], "fix": r["fix"],
+                                 "items": json.loads(r["items"] or "[]")} for r in found}
+
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:
         """Prune when the last prune is older than ``every_s`` (what `vhdiag snapshot` does daily)."""

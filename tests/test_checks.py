@@ -1,0 +1,241 @@
+"""vhdiag check morning|evening (issue 11): pure evaluation on frames, then real servers made to
+pass, warn and fail, and the day-over-day diff."""
+import json
+import os
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+import workload
+from helpers import eventually
+from vhdiag import checks, cli
+from vhdiag.binaries import library_env
+from vhdiag.checks import backups as B
+from vhdiag.checks import changes as C
+from vhdiag.checks import database as D
+from vhdiag.config import load_config, resolve_config
+
+NOW = pd.Timestamp("2026-11-30T09:00:00Z")
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch, tmp_path):
+    monkeypatch.delenv("VHDIAG_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def _summary(total, idle_xact=0, oldest_idle=None, longest=None, maxc=100):
+    return pd.DataFrame([{"total_connections": total, "active": 1, "idle": total - 1 - idle_xact,
+                          "idle_in_transaction": idle_xact, "idle_in_transaction_aborted": 0,
+                          "max_connections": maxc, "superuser_reserved_connections": 3,
+                          "reserved_connections": pd.NA, "oldest_idle_in_transaction_s": oldest_idle,
+                          "longest_transaction_s": longest}])
+
+
+def _by_check(results):
+    return {r.check: r.status for r in results}
+
+
+# -- pure evaluation ------------------------------------------------------------------------------
+def test_database_ready_against_the_runbooks_20_30():
+    cfg = load_config()
+    assert _by_check(D.evaluate_ready(_summary(5), False, cfg)) == {
+        "database.recovery": "pass", "database.connections": "pass", "database.long_transactions": "pass",
+        "database.idle_in_transaction": "pass"}
+    assert _by_check(D.evaluate_ready(_summary(20), False, cfg))["database.connections"] == "pass"  # > 20 warns
+    assert _by_check(D.evaluate_ready(_summary(21), False, cfg))["database.connections"] == "warn"
+    assert _by_check(D.evaluate_ready(_summary(31), False, cfg))["database.connections"] == "fail"
+    # No free slot fails whatever the thresholds say.
+    loose = resolve_config({"thresholds": {"db_connections": {"warning": 500.0, "critical": 900.0}}})
+    full = D.evaluate_ready(_summary(97, maxc=100), False, loose)
+    assert _by_check(full)["database.connections"] == "fail" and "0 free" in full[1].evidence
+    got = D.evaluate_ready(_summary(4, idle_xact=2, oldest_idle=61.0, longest=301.0), True, cfg)
+    assert _by_check(got) == {"database.recovery": "fail", "database.connections": "pass",
+                              "database.long_transactions": "warn", "database.idle_in_transaction": "warn"}
+    assert got[3].evidence == "2 sessions idle in transaction, the oldest for 61 s (limit 60 s)"
+    standby = resolve_config({"checks": {"expect_recovery": True}})
+    assert _by_check(D.evaluate_ready(_summary(4), True, standby))["database.recovery"] == "pass"
+
+
+def _archiver(mode="on", ok_age=None, bad_age=None, failed=0):
+    ts = pd.Timestamp("2026-11-30T09:00:00Z")
+    return pd.DataFrame([{
+        "archive_mode": mode, "last_archived_wal": "000000010000000000000003" if ok_age is not None else None,
+        "last_archived_time": ts - pd.Timedelta(seconds=ok_age) if ok_age is not None else pd.NaT,
+        "last_archived_age_s": ok_age, "failed_count": failed,
+        "last_failed_wal": "000000010000000000000004" if bad_age is not None else None,
+        "last_failed_time": ts - pd.Timedelta(seconds=bad_age) if bad_age is not None else pd.NaT,
+        "last_failed_age_s": bad_age}])
+
+
+def test_wal_archiving_pass_warn_fail():
+    day = 26 * 3600
+    assert B.evaluate_archiver(_archiver(ok_age=60), day, False).status == "pass"
+    assert B.evaluate_archiver(_archiver(ok_age=60, bad_age=600, failed=3), day, False).status == "pass"  # recovered
+    failing = B.evaluate_archiver(_archiver(ok_age=600, bad_age=60, failed=3), day, False)
+    assert failing.status == "fail" and failing.evidence.startswith("archiving fails: 3 failures, the last 60 s ago")
+    assert B.evaluate_archiver(_archiver(ok_age=day + 1), day, False).status == "fail"
+    assert B.evaluate_archiver(_archiver(), day, False).status == "warn"                 # nothing archived yet
+    assert B.evaluate_archiver(_archiver(mode="off"), day, False).status == "warn"
+    assert B.evaluate_archiver(_archiver(mode="off"), day, True) is None                # dumps are the backup
+
+
+def test_dumps_pass_and_fail_on_frames():
+    files = pd.DataFrame([{"path": "/d/new.dump", "bytes": 2048, "mtime": NOW - pd.Timedelta(hours=2)},
+                          {"path": "/d/old.dump", "bytes": 2048, "mtime": NOW - pd.Timedelta(days=3)}])
+    ok = B.evaluate_dumps(files, "/d", NOW, 26 * 3600, None)
+    assert (ok.status, ok.evidence) == ("pass", "newest dump new.dump: 2.0 h old (max 26.0 h), 2,048 bytes, "
+                                                "pg_restore --list reads it")
+    assert B.evaluate_dumps(files.iloc[1:], "/d", NOW, 26 * 3600, None).status == "fail"
+    assert B.evaluate_dumps(files, "/d", NOW, 26 * 3600, "input file is too short").status == "fail"
+    assert B.evaluate_dumps(files.iloc[:0], "/d", NOW, 26 * 3600, None).evidence == "no dump in /d"
+
+
+def test_diff_names_only_what_is_new():
+    first = C.diff("changes.unused_indexes", ["public.a", "public.b"], {}, what="unused indexes", labels={}, fix="x")
+    assert (first.status, first.new) == ("warn", ["public.a", "public.b"]) and "first check" in first.evidence
+    previous = {"changes.unused_indexes": {"items": ["public.a", "public.b"]}}
+    same = C.diff("changes.unused_indexes", ["public.b", "public.a"], previous, what="unused indexes", labels={},
+                  fix="x")
+    assert (same.status, same.new, same.evidence) == (
+        "pass", [], "no new unused indexes since the previous check (2 known)")
+    more = C.diff("changes.unused_indexes", ["public.a", "public.c"], previous, what="unused indexes", labels={},
+                  fix="x")
+    assert (more.status, more.new) == ("warn", ["public.c"])
+    assert more.evidence == "1 new unused indexes since the previous check: public.c"
+
+
+def test_settings_changes_between_first_and_last_snapshot():
+    t0, t1 = NOW - pd.Timedelta(hours=1), NOW
+    frame = pd.DataFrame([(t0, "work_mem", "4MB"), (t0, "jit", "off"), (t1, "work_mem", "64MB"),
+                          (t1, "log_min_duration_statement", "1s")], columns=["ts", "name", "value"])
+    assert C.settings_changes(frame) == ["jit: off -> (default)", "log_min_duration_statement: (default) -> 1s",
+                                         "work_mem: 4MB -> 64MB"]
+    assert C.settings_changes(frame[frame["ts"] == t0]) == []
+
+
+# -- real servers ---------------------------------------------------------------------------------
+def _pg_dump(server, path):
+    env = {**os.environ, **library_env(server.bin_dir)}
+    subprocess.run([str(server.bin_dir / "pg_dump"), "-Fc", "-f", str(path), "-d", server.dsn(workload.DB)],
+                   check=True, env=env, capture_output=True, timeout=120)
+
+
+def test_morning_check_on_a_real_server(pg, tmp_path, idle_in_transaction):
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    _pg_dump(pg.server, dumps / "planted-1.dump")
+    cfg = {"checks": {"dumps_dir": str(dumps), "pg_restore": str(pg.server.bin_dir / "pg_restore"),
+                      "idle_in_transaction_s": 0.0}}
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    run = checks.run("morning", target=pg.dsn(), history=url, target_name="planted", config=cfg)
+    got = {r.check: r for r in run.results}
+    assert list(got)[:6] == ["database.connect", "database.recovery", "database.connections",
+                             "database.long_transactions", "database.idle_in_transaction", "backup.dumps"]
+    assert {k: got[k].status for k in list(got)[:6]} == {
+        "database.connect": "pass", "database.recovery": "pass", "database.connections": "pass",
+        "database.long_transactions": "pass", "database.idle_in_transaction": "warn", "backup.dumps": "pass"}
+    assert "backup.wal_archive" not in got                          # archiving off, dumps are the backup
+    assert got["changes.settings"].status == "warn"                 # no history store with snapshots yet
+    assert "cannot run: no history store" in got["changes.settings"].evidence
+    assert run.previous_ts is None and run.recorded and run.exit_code == 1
+
+    # A stale dump fails, and so does an unreadable one, however fresh.
+    old = time.time() - 3 * 86400
+    os.utime(dumps / "planted-1.dump", (old, old))
+    stale = {r.check: r for r in checks.run("morning", target=pg.dsn(), history=url, target_name="planted",
+                                            config=cfg, record=False).results}["backup.dumps"]
+    assert stale.status == "fail" and "3.0 d old (max 26.0 h)" in stale.evidence
+    (dumps / "planted-2.dump").write_bytes(b"PGDMP not really")
+    broken = {r.check: r for r in checks.run("morning", target=pg.dsn(), history=url, target_name="planted",
+                                             config=cfg, record=False).results}["backup.dumps"]
+    assert broken.status == "fail" and "pg_restore --list cannot read it" in broken.evidence
+    assert "planted-2.dump" in broken.evidence
+
+
+def test_a_server_that_cannot_be_reached_fails_without_crashing(tmp_path):
+    run = checks.run("morning", target="postgresql://nobody@127.0.0.1:1/none", history=str(tmp_path / "h.sqlite"),
+                     target_name="gone", config={"checks": {"connect_timeout_s": 1.0}})
+    got = {r.check: r.status for r in run.results}
+    assert got["database.connect"] == "fail" and run.exit_code == 2
+    assert got["database.ready"] == "warn" and got["changes.unused_indexes"] == "warn"
+
+
+def test_new_slow_query_and_unused_index_since_the_previous_check(pg, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    cfg = {"checks": {"dumps_dir": str(tmp_path)}}   # an empty folder: backup.dumps fails, not our subject
+    index = f"vh_check_unused_{pg.id}"
+    first = {r.check: r for r in checks.run("morning", target=pg.dsn(), history=url, target_name="planted",
+                                            config=cfg).results}
+    assert first["changes.unused_indexes"].status == "warn"          # the first check sees them all as new
+    known_slow = set(first["changes.slow_queries"].items)
+    with pg.admin() as conn:
+        conn.execute(f"CREATE INDEX {index} ON machine_events (payload)")
+    with pg.admin() as conn:
+        conn.execute("SELECT pg_sleep(1.05), 'vh_check_new_slow'")
+    try:
+        second = checks.run("morning", target=pg.dsn(), history=url, target_name="planted", config=cfg)
+        got = {r.check: r for r in second.results}
+        assert second.previous_ts is not None
+        assert got["changes.unused_indexes"].new == [f"public.{index}"]
+        assert got["changes.unused_indexes"].status == "warn"
+        slow = got["changes.slow_queries"]
+        assert slow.status == "warn" and len(slow.new) == 1 and slow.new[0] not in known_slow
+        assert "pg_sleep" in slow.evidence and "since the previous check" in slow.evidence
+        third = {r.check: r for r in checks.run("morning", target=pg.dsn(), history=url, target_name="planted",
+                                                config=cfg).results}
+        assert (third["changes.unused_indexes"].status, third["changes.unused_indexes"].new) == ("pass", [])
+        assert (third["changes.slow_queries"].status, third["changes.slow_queries"].new) == ("pass", [])
+        assert third["changes.sequences"].status == "pass"
+    finally:
+        with pg.admin() as conn:
+            conn.execute(f"DROP INDEX {index}")
+
+
+def test_wal_archiving_succeeds_then_fails(pg, servers, tmp_path):
+    server = servers.extra(f"{pg.id}-archiving", version=pg.id, extra_settings={
+        "archive_mode": "on", "archive_command": "'mkdir -p vh_archive && cp %p vh_archive/%f'"})
+    dsn = server.dsn("postgres")
+
+    def wal_check():
+        res = checks.run("morning", target=dsn, history=str(tmp_path / "h.sqlite"), target_name="arch",
+                         record=False)
+        return {r.check: r for r in res.results}["backup.wal_archive"]
+
+    with server.admin("postgres") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (i int); INSERT INTO t SELECT 1")
+        conn.execute("SELECT pg_switch_wal()")
+    ok = eventually(wal_check, lambda r: r.status == "pass", timeout=15)
+    assert ok.evidence.startswith("last WAL segment ") and "0 failures, none since" in ok.evidence
+    with server.admin("postgres") as conn:
+        conn.execute("ALTER SYSTEM SET archive_command = 'false'")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    with server.admin("postgres") as conn:
+        conn.execute("INSERT INTO t SELECT 2")
+        conn.execute("SELECT pg_switch_wal()")
+    bad = eventually(wal_check, lambda r: r.status == "fail", timeout=30)
+    assert bad.evidence.startswith("archiving fails: ")
+
+
+def test_cli_exit_codes_and_json(pg, tmp_path, capsys):
+    url = str(tmp_path / "h.sqlite")
+    conf = tmp_path / "vhdiag.toml"
+    conf.write_text(f'[checks]\ndumps_dir = "{tmp_path / "none"}"\n')
+    code = cli.main(["check", "morning", "--dsn", pg.dsn(), "--history", url, "--target-name", "planted",
+                     "--json", "--config", str(conf)])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 2 and doc["exit_code"] == 2 and doc["status"] == "fail"      # the dumps folder is missing
+    assert set(doc) == {"schema_version", "kind", "target", "ts", "previous_check", "status", "exit_code",
+                        "counts", "checks"}
+    assert doc["kind"] == "morning" and doc["previous_check"] is None and doc["schema_version"] == 1
+    assert all(set(c) == {"check", "status", "evidence", "fix", "items", "new"} for c in doc["checks"])
+    assert {c["check"]: c["status"] for c in doc["checks"]}["backup.dumps"] == "fail"
+    assert pg.server.password not in json.dumps(doc)
+    code = cli.main(["check", "morning", "--dsn", pg.dsn(), "--history", url, "--target-name", "planted",
+                     "--format", "table", "--no-record"])
+    out = capsys.readouterr().out
+    assert code == 1 and "[PASS] database.connect" in out and "\x1b[" not in out     # warnings only; no colour in a pipe
+    assert "previous check " in out.splitlines()[0]
