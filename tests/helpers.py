@@ -63,3 +63,17 @@ def ensure_database(server, name, *setup):
         db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         for sql in setup:
             db.execute(sql)
+
+
+def fresh_database(server, name, setup=None, role=None):
+    """Database ``name`` on a cluster of one test module, made anew (and ``role`` with LOGIN,
+    dropped first), then ``setup`` run in it."""
+    with server.admin("postgres") as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if role:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE DATABASE {name}")
+    if setup:
+        with server.admin(name) as conn:
+            conn.execute(setup)

@@ -21,6 +21,7 @@ import workload
 from vhdiag import reports
 from vhdiag.history import History
 from vhdiag.history.snapshot import collect
+from helpers import fresh_database
 
 DB = "fleet"
 DAYS = 14
@@ -59,9 +60,7 @@ def _burst(server, n):
 @pytest.fixture(scope="module")
 def fleet(pg, servers, tmp_path_factory):
     server = servers.extra(f"capacity-{pg.id}", version=pg.id)
-    with server.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
+    fresh_database(server, DB)
     with server.admin(DB) as conn:
         conn.execute(SETUP)
         # The used member of the pair scans first (alone); its twin, sorted first by name, never does.

@@ -29,6 +29,7 @@ from psycopg import sql
 import vhdiag
 from vhdiag import cli
 from vhdiag.history import History
+from helpers import fresh_database
 
 DB = "hostile"
 APP = "hostile_app"
@@ -63,11 +64,7 @@ def hostile(pg, servers, tmp_path_factory):
     """A cluster of this version with the hostile table, and a history of two snapshots around
     the DO workload (the report's window)."""
     server = servers.extra(f"hostile-{pg.id}", version=pg.id)
-    with server.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"DROP ROLE IF EXISTS {APP}")
-        conn.execute(f"CREATE ROLE {APP} LOGIN")
-        conn.execute(f"CREATE DATABASE {DB}")
+    fresh_database(server, DB, role=APP)
     table = sql.Identifier(TABLE)
     with server.admin(DB) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")

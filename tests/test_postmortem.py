@@ -31,6 +31,7 @@ import vhdiag
 from vhdiag import reports
 from vhdiag.errors import ConfigError
 from vhdiag.history import History
+from helpers import fresh_database
 
 DB = "incident"
 APP = "pm_app"
@@ -82,13 +83,7 @@ def _waiting(server) -> int:
 def incident(pg, servers, tmp_path_factory):
     server = servers.extra(f"postmortem-{pg.id}", version=pg.id,
                            extra_settings={"max_connections": "26", "superuser_reserved_connections": "3"})
-    with server.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"DROP ROLE IF EXISTS {APP}")
-        conn.execute(f"CREATE ROLE {APP} LOGIN")
-        conn.execute(f"CREATE DATABASE {DB}")
-    with server.admin(DB) as conn:
-        conn.execute(SETUP)
+    fresh_database(server, DB, SETUP, role=APP)
     inc = Incident(server, tmp_path_factory.mktemp(f"postmortem-{pg.id}"))
     inc.snapshot("A")
     _counts(server, 40)

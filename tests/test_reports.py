@@ -30,6 +30,7 @@ import pytest
 import vhdiag
 from vhdiag import reports
 from vhdiag.history import History
+from helpers import fresh_database
 
 DB = "shop"
 APP = "shop_app"
@@ -94,13 +95,7 @@ class Shop:
 def shop(pg, servers, tmp_path_factory):
     """The planted workload on a cluster of this version, its history, and the first report."""
     server = servers.extra(f"reports-{pg.id}", version=pg.id)
-    with server.admin("postgres") as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB}")
-        conn.execute(f"DROP ROLE IF EXISTS {APP}")
-        conn.execute(f"CREATE ROLE {APP} LOGIN")
-        conn.execute(f"CREATE DATABASE {DB}")
-    with server.admin(DB) as conn:
-        conn.execute(SETUP)
+    fresh_database(server, DB, SETUP, role=APP)
     s = Shop(pg, server, tmp_path_factory.mktemp(f"shop-{pg.id}"))
     s.snapshot("A")
     _period(server, regress_s=0.001, pk_calls=300)
@@ -165,7 +160,6 @@ def test_build_without_a_kernel_gives_the_notebooks_findings(shop):
     built = reports.build("slow_queries", target=shop.server.dsn(DB), history=shop.history, since=shop.ts["B"],
                           until=shop.ts["C"], target_name="shop", baseline_since=shop.ts["A"],
                           baseline_until=shop.ts["B"])
-    strip = lambda fs: [{k: v for k, v in f.items()} for f in fs]  # noqa: E731
     for a, b in zip(built.findings, shop.first.findings):
         assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
     assert len(built.findings) == len(shop.first.findings)
