@@ -15,6 +15,7 @@ from vhdiag.binaries import library_env
 from vhdiag.checks import backups as B
 from vhdiag.checks import changes as C
 from vhdiag.checks import database as D
+from vhdiag.checks import health as H
 from vhdiag.config import load_config, resolve_config
 
 NOW = pd.Timestamp("2026-11-30T09:00:00Z")
@@ -132,6 +133,8 @@ def test_morning_check_on_a_real_server(pg, tmp_path, idle_in_transaction):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     run = checks.run("morning", target=pg.dsn(), history=url, target_name="planted", config=cfg)
     got = {r.check: r for r in run.results}
+    assert (got["app.health"].status, got["app.health"].evidence) == ("warn", "not configured: no [checks] app_base_url")
+    got = {k: r for k, r in got.items() if not k.startswith("app.")}
     assert list(got)[:6] == ["database.connect", "database.recovery", "database.connections",
                              "database.long_transactions", "database.idle_in_transaction", "backup.dumps"]
     assert {k: got[k].status for k in list(got)[:6]} == {
@@ -239,3 +242,100 @@ def test_cli_exit_codes_and_json(pg, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "[PASS] database.connect" in out and "\x1b[" not in out     # warnings only; no colour in a pipe
     assert "previous check " in out.splitlines()[0]
+
+
+# -- application health: a real HTTP server on loopback -------------------------------------------
+class _Health:
+    """A stdlib HTTP server on 127.0.0.1 (a free port) answering each path as ``routes`` say:
+    path -> (status, body, delay_s)."""
+
+    def __init__(self, routes):
+        import http.server
+        import threading
+        routes_ = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body, delay = routes_[self.path]
+                time.sleep(delay)
+                data = body.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass                     # the client gave up (the timeout case)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def health_server():
+    routes = {}
+    server = _Health(routes)
+    server.routes = routes
+    yield server
+    server.close()
+
+
+def _health(base, **checks_cfg):
+    from types import SimpleNamespace
+    cfg = resolve_config({"checks": {"app_base_url": base, **checks_cfg},
+                          "thresholds": {"response_time_p95_ms": {"warning": 150.0, "critical": 5000.0}}})
+    return {r.check: r for r in H.health(SimpleNamespace(config=cfg))}
+
+
+def test_application_health_pass_warn_fail_on_a_loopback_server(health_server):
+    srv = health_server
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok", "db": "up"}', 0),
+                       "/api/health/ready": (200, "ready", 0)})
+    got = _health(srv.base)
+    assert list(got) == ["app.health /api/health/check", "app.health /api/health/ready"]
+    check, ready = got.values()
+    assert check.status == "pass" and ready.status == "pass"
+    assert check.evidence.startswith(f"GET {srv.base}/api/health/check: HTTP 200 in ")
+    assert check.evidence.endswith(' ms, status "ok" (thresholds 150/5000 ms)')
+    assert "status" not in ready.evidence                     # not JSON: no status field to judge
+    # Slow (over the warning threshold, here 150 ms), a 503, a JSON body that says it is unhealthy.
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok"}', 0.3),
+                       "/api/health/ready": (503, '{"status": "ok"}', 0)})
+    check, ready = _health(srv.base).values()
+    assert check.status == "warn" and "slow answers" in check.fix
+    assert ready.status == "fail" and "HTTP 503 in " in ready.evidence
+    srv.routes.update({"/api/health/check": (200, '{"status": "down"}', 0),
+                       "/api/health/ready": (200, '{"status": "degraded"}', 0)})
+    check, ready = _health(srv.base).values()
+    assert (check.status, ready.status) == ("fail", "warn") and 'status "down"' in check.evidence
+    # No answer within the timeout.
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok"}', 2.0)})
+    late = _health(srv.base, health_timeout_s=0.3, health_urls=["/api/health/check"])
+    assert list(late) == ["app.health /api/health/check"]
+    assert late["app.health /api/health/check"].status == "fail"
+    assert late["app.health /api/health/check"].evidence == f"GET {srv.base}/api/health/check: no answer within 0.3 s"
+
+
+def test_application_health_not_configured_and_no_secret_shown(health_server):
+    got = _health("")
+    assert {k: (r.status, r.evidence) for k, r in got.items()} == {
+        "app.health": ("warn", "not configured: no [checks] app_base_url")}
+    srv = health_server
+    srv.routes.update({"/api/health/check?token=s3cret": (200, '{"status": "ok"}', 0)})
+    port = srv.server.server_address[1]
+    hidden = _health(f"http://user:pw@127.0.0.1:{port}", health_urls=["/api/health/check?token=s3cret"])
+    (r,) = hidden.values()
+    assert r.status == "pass" and "s3cret" not in r.evidence and "pw" not in r.evidence
+    closed = _health("http://127.0.0.1:1", health_urls=["/x"])
+    assert closed["app.health /x"].status == "fail" and closed["app.health /x"].evidence.startswith(
+        "GET http://127.0.0.1:1/x: ")

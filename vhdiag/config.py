@@ -155,6 +155,7 @@ def _check_type(value, default, here: tuple, source: str) -> None:
         "a whole number": isinstance(value, int) and not isinstance(value, bool),
         "a string": isinstance(value, str),
         "a boolean": isinstance(value, bool),
+        "a list of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if ok and kind == "a number" and not math.isfinite(value):
         raise ConfigError(f"{source}: {_dotted(here)} = {_toml(value)} is not a finite number: "
@@ -222,6 +223,8 @@ def _kind(value) -> str:
         return "a whole number"
     if isinstance(value, str):
         return "a string"
+    if isinstance(value, list):
+        return "a list of strings"
     return f"a {type(value).__name__}"
 
 
@@ -232,6 +235,8 @@ def _toml(value) -> str:
         return json.dumps(value)
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return str(value)
 
 
