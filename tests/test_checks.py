@@ -339,3 +339,70 @@ def test_application_health_not_configured_and_no_secret_shown(health_server):
     closed = _health("http://127.0.0.1:1", health_urls=["/x"])
     assert closed["app.health /x"].status == "fail" and closed["app.health /x"].evidence.startswith(
         "GET http://127.0.0.1:1/x: ")
+
+
+# -- metrics over the last 24 h: CSV files ---------------------------------------------------------
+def _metrics_csv(tmp_path, name, cpu=lambda t: 40.0, p95=lambda t: 300.0):
+    """A wide CSV: one sample every 5 minutes over the 24 h before NOW, plus one a day older."""
+    times = pd.date_range(NOW - pd.Timedelta(hours=24), NOW, freq="5min")
+    lines = ["ts,cpu_pct,response_time_p95_ms", f"{(NOW - pd.Timedelta(hours=30)).isoformat()},99,9999"]
+    lines += [f"{t.isoformat()},{cpu(t)},{p95(t)}" for t in times]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _metrics(source, **checks_cfg):
+    from types import SimpleNamespace
+
+    from vhdiag.checks import metrics as M
+    cfg = resolve_config({"checks": checks_cfg})
+    return {r.check: r for r in M.metrics(SimpleNamespace(config=cfg, metrics=source, now=NOW, target_name="t"))}
+
+
+def _at(hh, mm=0):
+    return NOW.normalize() + pd.Timedelta(hours=hh, minutes=mm)
+
+
+def test_metrics_pass_warn_fail_against_the_runbooks_thresholds_and_slos(tmp_path):
+    ok = _metrics(_metrics_csv(tmp_path, "ok.csv"))          # the sample 30 h old (99 %, 9999 ms) is outside
+    assert {k: (r.status, r.evidence) for k, r in ok.items()} == {
+        "metrics.cpu_pct": ("pass", "289 samples in the last 24.0 h, max 40, under warning 70; SLO met"),
+        "metrics.response_time_p95_ms": ("pass", "289 samples in the last 24.0 h, max 300, under warning 1000; "
+                                                 "SLO met")}
+    # CPU over 70 % for 30 minutes warns; p95 over the SLO's 500 ms (never over 1 s) in 3 samples warns.
+    warm = _metrics(_metrics_csv(tmp_path, "warn.csv", cpu=lambda t: 75.0 if _at(2) <= t <= _at(2, 30) else 40.0,
+                                 p95=lambda t: 600.0 if _at(4) <= t <= _at(4, 10) else 300.0))
+    assert {k: r.status for k, r in warm.items()} == {"metrics.cpu_pct": "warn", "metrics.response_time_p95_ms": "warn"}
+    # An interval lasts until the next sample under the threshold (breaches()' rule).
+    assert warm["metrics.cpu_pct"].evidence == ("0 critical, 1 warning intervals in the last 24.0 h; worst "
+                                                "2026-11-30 02:00-02:35 UTC (35 min): peak 75 > warning 70")
+    assert warm["metrics.response_time_p95_ms"].evidence == (
+        "0 critical, 0 warning intervals in the last 24.0 h; SLO response_time_p95_ms < 500 met by 98.96 % of "
+        "289 samples (objective 99.9 %)")
+    # Over 85 % for 20 minutes fails; a one-sample spike to 95 % (5 min) is shorter than
+    # metrics_min_duration = 10m, so the 20 minutes are the worst interval.
+    hot_csv = _metrics_csv(tmp_path, "fail.csv",
+                           cpu=lambda t: 90.0 if _at(3) <= t <= _at(3, 20) else 95.0 if t == _at(5) else 40.0)
+    hot = _metrics(hot_csv, metrics_min_duration="10m")
+    assert hot["metrics.cpu_pct"].status == "fail" and hot["metrics.response_time_p95_ms"].status == "pass"
+    assert hot["metrics.cpu_pct"].evidence == ("1 critical, 1 warning intervals in the last 24.0 h; worst "
+                                               "2026-11-30 03:00-03:25 UTC (25 min): peak 90 > critical 85")
+    spiky = _metrics(hot_csv, metrics_min_duration="0s")      # now the spike counts, and is the worst
+    assert spiky["metrics.cpu_pct"].evidence == ("2 critical, 2 warning intervals in the last 24.0 h; worst "
+                                                 "2026-11-30 05:00-05:05 UTC (5 min): peak 95 > critical 85")
+
+
+def test_metrics_cannot_run_without_a_source_and_through_the_runner(tmp_path):
+    assert {k: (r.status, r.evidence) for k, r in _metrics(None).items()} == {
+        "metrics": ("warn", "cannot run: no metrics source")}
+    old = tmp_path / "old.csv"
+    old.write_text("ts,cpu_pct\n2026-11-01T00:00:00Z,99\n")
+    assert _metrics(str(old))["metrics"].evidence == f"no samples from {old} in the last 24.0 h"
+    hot = _metrics_csv(tmp_path, "hot.csv", cpu=lambda t: 90.0 if _at(3) <= t <= _at(3, 20) else 40.0)
+    run = checks.run("morning", target="postgresql://nobody@127.0.0.1:1/none", history=str(tmp_path / "h.sqlite"),
+                     target_name="gone", config={"checks": {"connect_timeout_s": 1.0}}, now=NOW, metrics=hot,
+                     record=False)
+    got = {r.check: r.status for r in run.results}
+    assert got["metrics.cpu_pct"] == "fail" and got["metrics.response_time_p95_ms"] == "pass"
+    assert list(got).index("metrics.cpu_pct") > list(got).index("database.connect")

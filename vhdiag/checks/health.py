@@ -119,7 +119,8 @@ def health(ctx) -> list[Result]:
     c = ctx.config["checks"]
     if not c["app_base_url"] and not any("://" in u for u in c["health_urls"]):
         return [Result("app.health", "warn", "not configured: no [checks] app_base_url",
-                       'set app_base_url = "https://your.app" in vhdiag.toml ([checks] health_urls are relative to it)')]
+                       'set app_base_url = "https://your.app" in vhdiag.toml '
+                       '([checks] health_urls are relative to it)')]
     levels = ctx.config["thresholds"]["response_time_p95_ms"]
     out = []
     for path in c["health_urls"]:

@@ -63,6 +63,7 @@ def checks(run: str | None = None) -> list[CheckSpec]:
     from . import health  # noqa: F401, I001  (registration, in the checklist's order)
     from . import database  # noqa: F401
     from . import backups  # noqa: F401
+    from . import metrics  # noqa: F401
     from . import changes  # noqa: F401
     found = [c for c in _CHECKS.values() if run is None or run in c.runs]
     return sorted(found, key=lambda c: FAMILIES.index(c.name.split(".")[0]))   # stable within a family
