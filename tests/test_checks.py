@@ -406,3 +406,28 @@ def test_metrics_cannot_run_without_a_source_and_through_the_runner(tmp_path):
     got = {r.check: r.status for r in run.results}
     assert got["metrics.cpu_pct"] == "fail" and got["metrics.response_time_p95_ms"] == "pass"
     assert list(got).index("metrics.cpu_pct") > list(got).index("database.connect")
+
+
+def _backup_cmd(tmp_path, text, code=0):
+    script = tmp_path / "list-backups.py"
+    script.write_text(f"import sys\nsys.stdout.write({text!r})\nsys.stderr.write('denied\\n')\nsys.exit({code})\n")
+    import sys
+    from types import SimpleNamespace
+    cfg = resolve_config({"checks": {"backup_command": f"{sys.executable} {script}"}})
+    return B.command(SimpleNamespace(config=cfg, now=NOW))[0]
+
+
+def test_backup_list_command_pass_and_fail(tmp_path):
+    fresh = json.dumps([{"inserted_at": "2026-11-29T03:00:00Z", "status": "COMPLETED"},
+                        {"inserted_at": "2026-11-30T03:00:00Z", "status": "COMPLETED"},
+                        {"inserted_at": "2026-11-30T08:00:00Z", "status": "FAILED"}])
+    ok = _backup_cmd(tmp_path, fresh)
+    assert (ok.status, ok.evidence) == ("pass", "newest of 3 listed backups: 2026-11-30 03:00 UTC, COMPLETED, "
+                                                "6.0 h old (max 26.0 h)")
+    stale = _backup_cmd(tmp_path, json.dumps({"backups": [{"created_at": "2026-11-27T03:00:00Z"}]}))
+    assert (stale.status, stale.evidence) == ("fail", "newest of 1 listed backups: 2026-11-27 03:00 UTC, "
+                                                      "3.2 d old (max 26.0 h)")
+    assert _backup_cmd(tmp_path, "[]").evidence == "the backup command lists 0 backups, none completed"
+    assert _backup_cmd(tmp_path, "not json").evidence.startswith("cannot read the backup command's JSON: ")
+    failed = _backup_cmd(tmp_path, fresh, code=1)
+    assert (failed.status, failed.evidence) == ("fail", "the backup command failed: denied")
