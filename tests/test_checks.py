@@ -15,6 +15,7 @@ from vhdiag.binaries import library_env
 from vhdiag.checks import backups as B
 from vhdiag.checks import changes as C
 from vhdiag.checks import database as D
+from vhdiag.checks import health as H
 from vhdiag.config import load_config, resolve_config
 
 NOW = pd.Timestamp("2026-11-30T09:00:00Z")
@@ -132,6 +133,8 @@ def test_morning_check_on_a_real_server(pg, tmp_path, idle_in_transaction):
     url = f"sqlite:///{tmp_path / 'h.sqlite'}"
     run = checks.run("morning", target=pg.dsn(), history=url, target_name="planted", config=cfg)
     got = {r.check: r for r in run.results}
+    assert (got["app.health"].status, got["app.health"].evidence) == ("warn", "not configured: no [checks] app_base_url")
+    got = {k: r for k, r in got.items() if not k.startswith("app.")}
     assert list(got)[:6] == ["database.connect", "database.recovery", "database.connections",
                              "database.long_transactions", "database.idle_in_transaction", "backup.dumps"]
     assert {k: got[k].status for k in list(got)[:6]} == {
@@ -239,3 +242,192 @@ def test_cli_exit_codes_and_json(pg, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "[PASS] database.connect" in out and "\x1b[" not in out     # warnings only; no colour in a pipe
     assert "previous check " in out.splitlines()[0]
+
+
+# -- application health: a real HTTP server on loopback -------------------------------------------
+class _Health:
+    """A stdlib HTTP server on 127.0.0.1 (a free port) answering each path as ``routes`` say:
+    path -> (status, body, delay_s)."""
+
+    def __init__(self, routes):
+        import http.server
+        import threading
+        routes_ = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body, delay = routes_[self.path]
+                time.sleep(delay)
+                data = body.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass                     # the client gave up (the timeout case)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def health_server():
+    routes = {}
+    server = _Health(routes)
+    server.routes = routes
+    yield server
+    server.close()
+
+
+def _health(base, **checks_cfg):
+    from types import SimpleNamespace
+    cfg = resolve_config({"checks": {"app_base_url": base, **checks_cfg},
+                          "thresholds": {"response_time_p95_ms": {"warning": 150.0, "critical": 5000.0}}})
+    return {r.check: r for r in H.health(SimpleNamespace(config=cfg))}
+
+
+def test_application_health_pass_warn_fail_on_a_loopback_server(health_server):
+    srv = health_server
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok", "db": "up"}', 0),
+                       "/api/health/ready": (200, "ready", 0)})
+    got = _health(srv.base)
+    assert list(got) == ["app.health /api/health/check", "app.health /api/health/ready"]
+    check, ready = got.values()
+    assert check.status == "pass" and ready.status == "pass"
+    assert check.evidence.startswith(f"GET {srv.base}/api/health/check: HTTP 200 in ")
+    assert check.evidence.endswith(' ms, status "ok" (thresholds 150/5000 ms)')
+    assert "status" not in ready.evidence                     # not JSON: no status field to judge
+    # Slow (over the warning threshold, here 150 ms), a 503, a JSON body that says it is unhealthy.
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok"}', 0.3),
+                       "/api/health/ready": (503, '{"status": "ok"}', 0)})
+    check, ready = _health(srv.base).values()
+    assert check.status == "warn" and "slow answers" in check.fix
+    assert ready.status == "fail" and "HTTP 503 in " in ready.evidence
+    srv.routes.update({"/api/health/check": (200, '{"status": "down"}', 0),
+                       "/api/health/ready": (200, '{"status": "degraded"}', 0)})
+    check, ready = _health(srv.base).values()
+    assert (check.status, ready.status) == ("fail", "warn") and 'status "down"' in check.evidence
+    # No answer within the timeout.
+    srv.routes.update({"/api/health/check": (200, '{"status": "ok"}', 2.0)})
+    late = _health(srv.base, health_timeout_s=0.3, health_urls=["/api/health/check"])
+    assert list(late) == ["app.health /api/health/check"]
+    assert late["app.health /api/health/check"].status == "fail"
+    assert late["app.health /api/health/check"].evidence == f"GET {srv.base}/api/health/check: no answer within 0.3 s"
+
+
+def test_application_health_not_configured_and_no_secret_shown(health_server):
+    got = _health("")
+    assert {k: (r.status, r.evidence) for k, r in got.items()} == {
+        "app.health": ("warn", "not configured: no [checks] app_base_url")}
+    srv = health_server
+    srv.routes.update({"/api/health/check?token=s3cret": (200, '{"status": "ok"}', 0)})
+    port = srv.server.server_address[1]
+    hidden = _health(f"http://user:pw@127.0.0.1:{port}", health_urls=["/api/health/check?token=s3cret"])
+    (r,) = hidden.values()
+    assert r.status == "pass" and "s3cret" not in r.evidence and "pw" not in r.evidence
+    closed = _health("http://127.0.0.1:1", health_urls=["/x"])
+    assert closed["app.health /x"].status == "fail" and closed["app.health /x"].evidence.startswith(
+        "GET http://127.0.0.1:1/x: ")
+
+
+# -- metrics over the last 24 h: CSV files ---------------------------------------------------------
+def _metrics_csv(tmp_path, name, cpu=lambda t: 40.0, p95=lambda t: 300.0):
+    """A wide CSV: one sample every 5 minutes over the 24 h before NOW, plus one a day older."""
+    times = pd.date_range(NOW - pd.Timedelta(hours=24), NOW, freq="5min")
+    lines = ["ts,cpu_pct,response_time_p95_ms", f"{(NOW - pd.Timedelta(hours=30)).isoformat()},99,9999"]
+    lines += [f"{t.isoformat()},{cpu(t)},{p95(t)}" for t in times]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _metrics(source, **checks_cfg):
+    from types import SimpleNamespace
+
+    from vhdiag.checks import metrics as M
+    cfg = resolve_config({"checks": checks_cfg})
+    return {r.check: r for r in M.metrics(SimpleNamespace(config=cfg, metrics=source, now=NOW, target_name="t"))}
+
+
+def _at(hh, mm=0):
+    return NOW.normalize() + pd.Timedelta(hours=hh, minutes=mm)
+
+
+def test_metrics_pass_warn_fail_against_the_runbooks_thresholds_and_slos(tmp_path):
+    ok = _metrics(_metrics_csv(tmp_path, "ok.csv"))          # the sample 30 h old (99 %, 9999 ms) is outside
+    assert {k: (r.status, r.evidence) for k, r in ok.items()} == {
+        "metrics.cpu_pct": ("pass", "289 samples in the last 24.0 h, max 40, under warning 70; SLO met"),
+        "metrics.response_time_p95_ms": ("pass", "289 samples in the last 24.0 h, max 300, under warning 1000; "
+                                                 "SLO met")}
+    # CPU over 70 % for 30 minutes warns; p95 over the SLO's 500 ms (never over 1 s) in 3 samples warns.
+    warm = _metrics(_metrics_csv(tmp_path, "warn.csv", cpu=lambda t: 75.0 if _at(2) <= t <= _at(2, 30) else 40.0,
+                                 p95=lambda t: 600.0 if _at(4) <= t <= _at(4, 10) else 300.0))
+    assert {k: r.status for k, r in warm.items()} == {"metrics.cpu_pct": "warn", "metrics.response_time_p95_ms": "warn"}
+    # An interval lasts until the next sample under the threshold (breaches()' rule).
+    assert warm["metrics.cpu_pct"].evidence == ("0 critical, 1 warning intervals in the last 24.0 h; worst "
+                                                "2026-11-30 02:00-02:35 UTC (35 min): peak 75 > warning 70")
+    assert warm["metrics.response_time_p95_ms"].evidence == (
+        "0 critical, 0 warning intervals in the last 24.0 h; SLO response_time_p95_ms < 500 met by 98.96 % of "
+        "289 samples (objective 99.9 %)")
+    # Over 85 % for 20 minutes fails; a one-sample spike to 95 % (5 min) is shorter than
+    # metrics_min_duration = 10m, so the 20 minutes are the worst interval.
+    hot_csv = _metrics_csv(tmp_path, "fail.csv",
+                           cpu=lambda t: 90.0 if _at(3) <= t <= _at(3, 20) else 95.0 if t == _at(5) else 40.0)
+    hot = _metrics(hot_csv, metrics_min_duration="10m")
+    assert hot["metrics.cpu_pct"].status == "fail" and hot["metrics.response_time_p95_ms"].status == "pass"
+    assert hot["metrics.cpu_pct"].evidence == ("1 critical, 1 warning intervals in the last 24.0 h; worst "
+                                               "2026-11-30 03:00-03:25 UTC (25 min): peak 90 > critical 85")
+    spiky = _metrics(hot_csv, metrics_min_duration="0s")      # now the spike counts, and is the worst
+    assert spiky["metrics.cpu_pct"].evidence == ("2 critical, 2 warning intervals in the last 24.0 h; worst "
+                                                 "2026-11-30 05:00-05:05 UTC (5 min): peak 95 > critical 85")
+
+
+def test_metrics_cannot_run_without_a_source_and_through_the_runner(tmp_path):
+    assert {k: (r.status, r.evidence) for k, r in _metrics(None).items()} == {
+        "metrics": ("warn", "cannot run: no metrics source")}
+    old = tmp_path / "old.csv"
+    old.write_text("ts,cpu_pct\n2026-11-01T00:00:00Z,99\n")
+    assert _metrics(str(old))["metrics"].evidence == f"no samples from {old} in the last 24.0 h"
+    hot = _metrics_csv(tmp_path, "hot.csv", cpu=lambda t: 90.0 if _at(3) <= t <= _at(3, 20) else 40.0)
+    run = checks.run("morning", target="postgresql://nobody@127.0.0.1:1/none", history=str(tmp_path / "h.sqlite"),
+                     target_name="gone", config={"checks": {"connect_timeout_s": 1.0}}, now=NOW, metrics=hot,
+                     record=False)
+    got = {r.check: r.status for r in run.results}
+    assert got["metrics.cpu_pct"] == "fail" and got["metrics.response_time_p95_ms"] == "pass"
+    assert list(got).index("metrics.cpu_pct") > list(got).index("database.connect")
+
+
+def _backup_cmd(tmp_path, text, code=0):
+    script = tmp_path / "list-backups.py"
+    script.write_text(f"import sys\nsys.stdout.write({text!r})\nsys.stderr.write('denied\\n')\nsys.exit({code})\n")
+    import sys
+    from types import SimpleNamespace
+    cfg = resolve_config({"checks": {"backup_command": f"{sys.executable} {script}"}})
+    return B.command(SimpleNamespace(config=cfg, now=NOW))[0]
+
+
+def test_backup_list_command_pass_and_fail(tmp_path):
+    fresh = json.dumps([{"inserted_at": "2026-11-29T03:00:00Z", "status": "COMPLETED"},
+                        {"inserted_at": "2026-11-30T03:00:00Z", "status": "COMPLETED"},
+                        {"inserted_at": "2026-11-30T08:00:00Z", "status": "FAILED"}])
+    ok = _backup_cmd(tmp_path, fresh)
+    assert (ok.status, ok.evidence) == ("pass", "newest of 3 listed backups: 2026-11-30 03:00 UTC, COMPLETED, "
+                                                "6.0 h old (max 26.0 h)")
+    stale = _backup_cmd(tmp_path, json.dumps({"backups": [{"created_at": "2026-11-27T03:00:00Z"}]}))
+    assert (stale.status, stale.evidence) == ("fail", "newest of 1 listed backups: 2026-11-27 03:00 UTC, "
+                                                      "3.2 d old (max 26.0 h)")
+    assert _backup_cmd(tmp_path, "[]").evidence == "the backup command lists 0 backups, none completed"
+    assert _backup_cmd(tmp_path, "not json").evidence.startswith("cannot read the backup command's JSON: ")
+    failed = _backup_cmd(tmp_path, fresh, code=1)
+    assert (failed.status, failed.evidence) == ("fail", "the backup command failed: denied")

@@ -51,7 +51,8 @@ CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "q
 
 
 CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idle_in_transaction_s",
-              "backup_max_age", "dumps_dir", "pg_restore")
+              "backup_max_age", "dumps_dir", "pg_restore", "app_base_url", "health_timeout_s",
+              "metrics", "metrics_window", "metrics_min_duration")
 
 
 def test_every_checks_default_says_it_is_vhdiags_own():
@@ -59,6 +60,13 @@ def test_every_checks_default_says_it_is_vhdiags_own():
     assert len(lines) == len(CHECKS_OWN)
     assert all("vhdiag's own" in ln for ln in lines)
     assert load_config()["checks"]["backup_max_age"] == "26h"
+    # The health URLs are the runbook's own curl lines, relative to a base URL that is not set.
+    assert load_config()["checks"]["health_urls"] == ["/api/health/check", "/api/health/ready"]
+    assert load_config()["checks"]["app_base_url"] == ""
+    with pytest.raises(ConfigError) as err:
+        resolve_config({"checks": {"health_urls": "/api/health/check"}})
+    assert str(err.value) == ('config argument: checks.health_urls must be a list of strings (e.g. health_urls = '
+                              '["/api/health/check", "/api/health/ready"]), not a string "/api/health/check"')
 
 
 def test_every_capacity_default_says_it_is_vhdiags_own():

@@ -212,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser(
         "check", help="the runbook's morning or evening checklist: pass/warn/fail, exit 0/1/2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run the runbook's daily checklist against the target: database ready, last backup (WAL "
-                    "archiving, a dumps directory), and what changed since the previous check (new slow queries "
-                    "and regressions, unused indexes, sequences, idle-in-transaction sessions, settings). Each "
+        description="Run the runbook's daily checklist against the target: application health, database ready, "
+                    "last backup (WAL archiving, a dumps directory), metrics over the last 24 h, and what "
+                    "changed since the previous check (new slow queries and regressions, unused indexes, sequences, idle-in-transaction sessions, settings). Each "
                     "check is pass, warn or fail with one line of evidence and the fix; the results are recorded "
                     "in the history store. Exit status: 0 all pass, 1 warnings, 2 failures.",
         epilog="Example:\n  vhdiag check morning --dsn env:DATABASE_URL --history /var/lib/vhdiag/history.sqlite\n"
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="table (default, for people) or json (for machines)")
     chk.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     chk.add_argument("--no-record", action="store_true", help="do not write the results to the history store")
+    chk.add_argument("--metrics", metavar="SOURCE", default=None,
+                     help="metrics for the last 24 h: a CSV/Parquet file, a Prometheus URL or the history store "
+                          "(default [checks] metrics)")
     chk.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml (default: $VHDIAG_CONFIG, ./vhdiag.toml, the user config directory)")
 
@@ -492,7 +495,7 @@ def cmd_check(args) -> int:
     from . import checks
     result = checks.run(args.run, target=args.dsn, history=args.history, target_name=args.target_name,
                         config=args.config, statement_timeout_ms=args.statement_timeout_ms,
-                        record=not args.no_record)
+                        record=not args.no_record, metrics=args.metrics)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=True) + "\n")
         return result.exit_code

@@ -36,7 +36,8 @@ ENV_VAR = "VHDIAG_CONFIG"
 FILE_NAME = "vhdiag.toml"
 COMPARISONS = ("<", "<=", ">", ">=")
 DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since"), ("capacity", "window"),
-                 ("capacity", "horizon"), ("checks", "backup_max_age")}
+                 ("capacity", "horizon"), ("checks", "backup_max_age"),
+                 ("checks", "metrics_window")}
 
 # Tables a user may add entries to; a new entry must look like the named default entry (a
 # path), or like the example value given.
@@ -155,6 +156,7 @@ def _check_type(value, default, here: tuple, source: str) -> None:
         "a whole number": isinstance(value, int) and not isinstance(value, bool),
         "a string": isinstance(value, str),
         "a boolean": isinstance(value, bool),
+        "a list of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if ok and kind == "a number" and not math.isfinite(value):
         raise ConfigError(f"{source}: {_dotted(here)} = {_toml(value)} is not a finite number: "
@@ -222,6 +224,8 @@ def _kind(value) -> str:
         return "a whole number"
     if isinstance(value, str):
         return "a string"
+    if isinstance(value, list):
+        return "a list of strings"
     return f"a {type(value).__name__}"
 
 
@@ -232,6 +236,8 @@ def _toml(value) -> str:
         return json.dumps(value)
     if isinstance(value, dict):
         return "{...}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return str(value)
 
 

@@ -42,6 +42,7 @@ class Context:
     history_error: str | None = None
     previous_ts: pd.Timestamp | None = None
     previous: dict = field(default_factory=dict)
+    metrics: str | None = None       # --metrics SOURCE, else [checks] metrics
 
 
 @dataclass
@@ -72,9 +73,10 @@ class CheckRun:
 
 
 def run(kind: str, target=None, history=None, target_name: str | None = None, config=None, *,
-        statement_timeout_ms: int = 5000, record: bool = True, now=None) -> CheckRun:
+        statement_timeout_ms: int = 5000, record: bool = True, now=None, metrics=None) -> CheckRun:
     """Run the ``kind`` checklist (morning, evening) against ``target`` (a DSN, ``env:NAME`` or
-    None for $VHDIAG_DSN / $DATABASE_URL), reading and writing ``history``."""
+    None for $VHDIAG_DSN / $DATABASE_URL), reading and writing ``history``; ``metrics``: a metrics
+    source (default ``[checks] metrics``)."""
     import vhdiag
     from ..config import resolve_config
     from ..history import History
@@ -82,7 +84,8 @@ def run(kind: str, target=None, history=None, target_name: str | None = None, co
     if kind not in RUNS:
         raise VhdiagError(f"unknown check run {kind!r}: give one of {', '.join(RUNS)}")
     cfg = resolve_config(config)
-    ctx = Context(kind=kind, config=cfg, now=pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC"))
+    ctx = Context(kind=kind, config=cfg, now=pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC"),
+                  metrics=metrics)
     started = time.perf_counter()
     try:
         ctx.target = vhdiag.connect(target, statement_timeout_ms=statement_timeout_ms,

@@ -117,7 +117,7 @@ def wal_archive(ctx) -> list[Result]:
     from ..collect import backups
     c = ctx.config["checks"]
     result = evaluate_archiver(backups.archiver(ctx.target), parse_duration(c["backup_max_age"]).total_seconds(),
-                               bool(c["dumps_dir"]))
+                               bool(c["dumps_dir"] or c["backup_command"]))
     return [result] if result else []
 
 
@@ -140,3 +140,61 @@ def dumps(ctx) -> list[Result]:
                            "install the PostgreSQL client or set [checks] pg_restore")]
         readable = restore_lists(str(files.iloc[0]["path"]), tool)
     return [evaluate_dumps(files, directory, ctx.now, parse_duration(c["backup_max_age"]).total_seconds(), readable)]
+
+
+TIME_KEYS = ("inserted_at", "created_at", "completed_at", "finished_at", "time", "timestamp", "date")
+BAD_STATUS = {"failed", "error", "errored", "cancelled", "canceled"}
+
+
+def listed_backups(output: str) -> pd.DataFrame:
+    """The backups a command printed as JSON (a list, or an object with a list under ``backups``
+    or ``data``): time (UTC) and status, newest first. Raises ValueError on anything else."""
+    import json
+    doc = json.loads(output)
+    if isinstance(doc, dict):
+        doc = next((doc[k] for k in ("backups", "data") if isinstance(doc.get(k), list)), None)
+    if not isinstance(doc, list):
+        raise ValueError("expected a JSON list of backups")
+    rows = []
+    for item in doc:
+        key = next((k for k in TIME_KEYS if isinstance(item, dict) and item.get(k)), None)
+        if key is None:
+            raise ValueError(f"a backup without a time ({', '.join(TIME_KEYS)})")
+        when = pd.Timestamp(item[key])
+        rows.append({"time": when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC"),
+                     "status": str(item.get("status") or "")})
+    frame = pd.DataFrame(rows, columns=["time", "status"])
+    return frame.sort_values("time", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@check("backup.command", "Last backup: a command that lists backups (supabase db backup list)", needs=())
+def command(ctx) -> list[Result]:
+    c = ctx.config["checks"]
+    if not c["backup_command"]:
+        return []
+    import shlex
+    name, fix = "backup.command", "run the command by hand: check its credentials and output ([checks] backup_command)"
+    try:
+        done = subprocess.run(shlex.split(c["backup_command"]), capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [Result(name, "fail", f"the backup command did not run: {terminal_safe(str(exc).splitlines()[0])}",
+                       fix)]
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return [Result(name, "fail", f"the backup command failed: {terminal_safe(why)}", fix)]
+    try:
+        listed = listed_backups(done.stdout)
+    except (ValueError, TypeError) as exc:
+        return [Result(name, "fail", f"cannot read the backup command's JSON: {terminal_safe(str(exc))}", fix)]
+    max_age_s = parse_duration(c["backup_max_age"]).total_seconds()
+    good = listed[~listed["status"].str.lower().isin(BAD_STATUS)]
+    if good.empty:
+        return [Result(name, "fail", f"the backup command lists {len(listed)} backups, none completed",
+                       "the provider's backups are not running: check the project's backup settings")]
+    age = (ctx.now - good.iloc[0]["time"]).total_seconds()
+    status = f", {terminal_safe(good.iloc[0]['status'])}" if good.iloc[0]["status"] else ""
+    evidence = (f"newest of {len(listed)} listed backups: {good.iloc[0]['time']:%Y-%m-%d %H:%M} UTC{status}, "
+                f"{_age(max(age, 0))} old (max {_age(max_age_s)})")
+    if age > max_age_s:
+        return [Result(name, "fail", evidence, "the provider's backups have stopped: check its dashboard")]
+    return [Result(name, "pass", evidence)]

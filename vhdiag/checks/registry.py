@@ -48,7 +48,7 @@ class CheckSpec:
 
 _CHECKS: dict[str, CheckSpec] = {}
 RUNS = ("morning", "evening")
-FAMILIES = ("database", "backup", "changes")   # the runbook's checklist order: database, backup, then what changed
+FAMILIES = ("app", "database", "backup", "metrics", "changes")   # the runbook's checklist order, then what changed
 
 
 def check(name: str, title: str, runs: tuple[str, ...] = RUNS, needs: tuple[str, ...] = ("db",)):
@@ -60,8 +60,10 @@ def check(name: str, title: str, runs: tuple[str, ...] = RUNS, needs: tuple[str,
 
 def checks(run: str | None = None) -> list[CheckSpec]:
     """Registered checks, family by family in the runbook's checklist order."""
-    from . import database  # noqa: F401, I001  (registration, in the checklist's order)
+    from . import health  # noqa: F401, I001  (registration, in the checklist's order)
+    from . import database  # noqa: F401
     from . import backups  # noqa: F401
+    from . import metrics  # noqa: F401
     from . import changes  # noqa: F401
     found = [c for c in _CHECKS.values() if run is None or run in c.runs]
     return sorted(found, key=lambda c: FAMILIES.index(c.name.split(".")[0]))   # stable within a family
