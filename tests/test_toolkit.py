@@ -1,0 +1,107 @@
+"""The notebook user's toolkit (issue 14), against real servers: ``History.compare``,
+``Target.explain``, ``Target.locks`` and the CLI's ``show --sort/--watch`` and ``demo --stop``.
+
+``compare`` runs on a history of three snapshots A, B, C in a scratch database: (A, B] is the
+baseline, (B, C] the window. Planted: a regression (``REGRESS``: pg_sleep 1 ms in the baseline,
+60 ms in the window), a significant new statement (``NEW``: 3 x 100 ms, only in the window), a
+statement that got faster (``FASTER``: 40 ms then 1 ms) and one that ran only in the baseline
+(``GONE``); ``STEADY`` is the same in both and must stay ``same``. (pg_stat_statements ignores
+column aliases: the planted statements differ by their casts.)
+"""
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+import vhdiag
+from helpers import scratch_database
+from vhdiag import reports
+from vhdiag.history import History
+
+CMP_DB = "toolkit_cmp"
+REGRESS = "SELECT pg_sleep($1), $2::int"
+NEW = "SELECT pg_sleep($1), $2::bigint"
+FASTER = "SELECT pg_sleep($1), $2::numeric"
+GONE = "SELECT pg_sleep($1), $2::float8"
+STEADY = "SELECT $1::smallint"
+
+
+def _run(conn, sql, args, n):
+    for i in range(n):
+        conn.execute(sql, (*args, i))
+
+
+@pytest.fixture(scope="module")
+def cmp_history(pg, tmp_path_factory):
+    with scratch_database(pg, CMP_DB):
+        with pg.admin(CMP_DB) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        path = str(tmp_path_factory.mktemp(f"cmp-{pg.id}") / "history.sqlite")
+        ts = {}
+
+        def snap(label):
+            with vhdiag.connect(pg.dsn(CMP_DB)) as t, History(path) as h:
+                ts[label] = h.snapshot(t, "cmp")["ts"].isoformat()
+
+        snap("A")
+        with psycopg.connect(pg.dsn(CMP_DB, via="socket"), autocommit=True) as conn:
+            _run(conn, "SELECT pg_sleep(%s), %s::int", (0.001,), 5)
+            _run(conn, "SELECT pg_sleep(%s), %s::numeric", (0.04,), 5)
+            _run(conn, "SELECT pg_sleep(%s), %s::float8", (0.001,), 3)
+            for i in range(20):
+                conn.execute("SELECT %s::smallint", (i,))
+        snap("B")
+        with psycopg.connect(pg.dsn(CMP_DB, via="socket"), autocommit=True) as conn:
+            _run(conn, "SELECT pg_sleep(%s), %s::int", (0.06,), 5)
+            _run(conn, "SELECT pg_sleep(%s), %s::bigint", (0.1,), 3)
+            _run(conn, "SELECT pg_sleep(%s), %s::numeric", (0.001,), 5)
+            for i in range(20):
+                conn.execute("SELECT %s::smallint", (i,))
+        snap("C")
+        yield pg, path, ts
+
+
+def _status(frame, query):
+    rows = frame[frame["query"] == query]
+    assert len(rows) == 1, (query, frame[["query", "status"]])
+    return rows.iloc[0]
+
+
+def test_compare_gives_the_reports_rows(cmp_history):
+    pg, path, ts = cmp_history
+    with History(path) as h:
+        c = h.compare(ts["B"], ts["C"], ts["A"], ts["B"], target="cmp")
+    mine = c[c["database"] == CMP_DB]
+    assert _status(mine, REGRESS)["status"] == "regressed"
+    assert _status(mine, NEW)["status"] == "new" and bool(_status(mine, NEW)["significant"])
+    assert _status(mine, FASTER)["status"] == "improved"
+    assert _status(mine, GONE)["status"] == "gone"
+    assert _status(mine, STEADY)["status"] == "same"
+    reg = _status(mine, REGRESS)
+    assert reg["baseline_mean_exec_ms"] < 10 < 50 < reg["mean_exec_ms"] and reg["mean_ratio"] > 2
+    assert reg["calls"] == 5 and reg["baseline_calls"] == 5
+    # Nothing of vhdiag's own monitoring is compared.
+    assert not c["query"].str.contains("/* vhdiag */", regex=False).any()
+    assert not c["query"].isin(["BEGIN READ ONLY", "ROLLBACK"]).any()
+    assert list(c.columns[:5]) == ["queryid", "user", "database", "toplevel", "status"]
+    assert c.attrs["baseline_until"] == c.attrs["since"] and "completeness" in c.attrs
+
+    r = reports.build("slow_queries", target=pg.dsn(CMP_DB), history=path, target_name="cmp",
+                      since=ts["B"], until=ts["C"], baseline_since=ts["A"], baseline_until=ts["B"])
+    regressed = c[c["status"] == "regressed"]
+    assert sorted(regressed["queryid"]) == sorted(r.regressions["queryid"])
+    assert sorted(c.loc[c["status"] == "new", "queryid"]) == sorted(r.new["queryid"])
+    found = {(f["kind"], f["query"]) for f in r.findings if f["kind"] in ("regression", "new_query")}
+    mine_found = {(k, q) for k, q in found if q in (REGRESS, NEW, FASTER, GONE, STEADY)}
+    assert mine_found == {("regression", REGRESS), ("new_query", NEW)}
+    assert {("regression", q) for q in regressed["query"]} | \
+        {("new_query", q) for q in c.loc[(c["status"] == "new") & c["significant"], "query"]} == found
+
+
+def test_compare_baseline_defaults_to_the_period_before(cmp_history):
+    _pg, path, ts = cmp_history
+    with History(path) as h:
+        c = h.compare(ts["B"], ts["C"], target="cmp")
+    length = c.attrs["until"] - c.attrs["since"]
+    assert c.attrs["baseline_until"] == c.attrs["since"]
+    assert c.attrs["baseline_until"] - c.attrs["baseline_since"] == length
