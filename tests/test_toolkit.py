@@ -105,3 +105,51 @@ def test_compare_baseline_defaults_to_the_period_before(cmp_history):
     length = c.attrs["until"] - c.attrs["since"]
     assert c.attrs["baseline_until"] == c.attrs["since"]
     assert c.attrs["baseline_until"] - c.attrs["baseline_since"] == length
+
+
+# -- explain ----------------------------------------------------------------------------------
+def test_explain_plans_a_plain_statement(target, pg):
+    """A statement without parameters is planned on every server (not executed: pg_sleep would take 10 s)."""
+    plan = target.explain("SELECT count(*) FROM pg_class WHERE relname = 'x' AND pg_sleep(10) IS NOT NULL")
+    assert plan.planned, plan.refusal
+    assert plan.frame["node_type"].iloc[0] == "Aggregate"
+    assert "pg_catalog.pg_class" in set(plan.frame["relation"].dropna())
+    assert plan.text.splitlines()[0].startswith("Aggregate")
+    assert list(plan.frame["depth"])[:2] == [0, 1]
+
+
+def test_explain_generic_plan_needs_16(target, pg):
+    plan = target.explain("SELECT relname FROM pg_class WHERE oid = $1")
+    if pg.major >= 16:
+        assert plan.planned and plan.generic, plan.refusal
+        assert "pg_catalog.pg_class" in set(plan.frame["relation"].dropna())
+    else:
+        assert not plan.planned and plan.frame.empty
+        assert plan.refusal.startswith("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16 or later (this server is 15)")
+
+
+def test_explain_refuses_a_user_defined_function(target, pg):
+    with pg.admin() as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION toolkit_probe(int) RETURNS int IMMUTABLE LANGUAGE plpgsql "
+                     "AS $$ BEGIN RAISE NOTICE 'ran'; RETURN $1; END $$")
+    try:
+        plan = target.explain("SELECT toolkit_probe(1)")
+        assert not plan.planned and plan.plan is None and plan.frame.empty and plan.text == ""
+        assert "user-defined function" in plan.refusal and "toolkit_probe" in plan.refusal
+        assert str(plan) == f"not planned: {plan.refusal}"
+    finally:
+        with pg.admin() as conn:
+            conn.execute("DROP FUNCTION toolkit_probe(int)")
+
+
+def test_explain_by_queryid(target, pg):
+    with psycopg.connect(pg.dsn(via="socket"), autocommit=True) as conn:
+        conn.execute("SELECT relkind AS toolkit_by_queryid FROM pg_class WHERE oid = 0")
+    stmts = target.statements()
+    qid = stmts.loc[stmts["query"].str.contains("toolkit_by_queryid", regex=False, na=False), "queryid"].iloc[0]
+    plan = target.explain(int(qid))
+    assert plan.queryid == int(qid) and "pg_class" in plan.query
+    # The text pg_stat_statements keeps has oid = $1: a generic plan on 16+, refused on 15.
+    assert plan.planned == (pg.major >= 16), plan.refusal
+    missing = target.explain(12345)
+    assert missing.refusal == "queryid 12345 is not in pg_stat_statements (evicted, reset, or never ran)"
