@@ -153,3 +153,63 @@ def test_explain_by_queryid(target, pg):
     assert plan.planned == (pg.major >= 16), plan.refusal
     missing = target.explain(12345)
     assert missing.refusal == "queryid 12345 is not in pg_stat_statements (evicted, reset, or never ran)"
+
+
+# -- locks ------------------------------------------------------------------------------------
+LOCK_DB = "toolkit_locks"
+
+
+def test_locks_blocking_tree(pg, target):
+    """One idle-in-transaction blocker holding ACCESS EXCLUSIVE on a table, three waiters reading
+    it: the blocker first (depth 0, granted, the relation's name), then its three waiters."""
+    import threading
+    from helpers import eventually
+    with scratch_database(pg, LOCK_DB):
+        with pg.admin(LOCK_DB) as conn:
+            conn.execute('CREATE TABLE "Lock me" (id int)')
+        with vhdiag.connect(pg.dsn(LOCK_DB)) as db:
+            assert db.locks().empty and list(db.locks().columns[:8]) == [
+                "pid", "application", "user", "database", "state", "locktype", "mode", "relation"]
+            blocker = psycopg.connect(pg.dsn(LOCK_DB, via="socket"), application_name="tk_blocker")
+            blocker.execute('LOCK TABLE "Lock me" IN ACCESS EXCLUSIVE MODE')
+            blocker.execute("SELECT 'postgresql://app:hunter2@db/x' AS note")   # last query: idle in transaction after it
+            waiters = [psycopg.connect(pg.dsn(LOCK_DB, via="socket"), application_name=f"tk_waiter{i}",
+                                       autocommit=True) for i in range(3)]
+            threads = [threading.Thread(target=w.execute, args=('SELECT count(*) FROM "Lock me"',), daemon=True)
+                       for w in waiters]
+            try:
+                for th in threads:
+                    th.start()
+                df = eventually(db.locks, lambda d: len(d) == 4)
+                assert len(df) == 4, df
+                first = df.iloc[0]
+                assert first["pid"] == blocker.info.backend_pid and first["depth"] == 0
+                assert (first["application"], first["state"], first["mode"], first["relation"], first["granted"]) == \
+                    ("tk_blocker", "idle in transaction", "AccessExclusiveLock", 'public."Lock me"', True)
+                assert first["blocked_by"] == [] and first["age_s"] >= 0
+                rest = df.iloc[1:]
+                assert sorted(rest["pid"]) == sorted(w.info.backend_pid for w in waiters)
+                assert list(rest["depth"]) == [1, 1, 1] and not rest["granted"].any()
+                assert set(rest["mode"]) == {"AccessShareLock"} and set(rest["relation"]) == {'public."Lock me"'}
+                assert [list(b) for b in rest["blocked_by"]] == [[blocker.info.backend_pid]] * 3
+                assert set(rest["state"]) == {"active"} and set(rest["application"]) == {
+                    "tk_waiter0", "tk_waiter1", "tk_waiter2"}
+                assert "hunter2" not in first["query"]
+            finally:
+                blocker.rollback()
+                for th in threads:
+                    th.join(10)
+                blocker.close()
+                for w in waiters:
+                    w.close()
+
+
+def test_locks_tree_order():
+    """Pure: chains nest depth-first, oldest root first; a cycle's sessions become roots."""
+    from vhdiag.collect.locks import tree
+    pids = [10, 11, 12, 13, 20, 21, 30, 31]
+    blocked = [[], [10], [11], [10], [], [20], [31], [30]]
+    age = [5, 4, 3, 2, 9, 1, 0, 0]
+    order, depth = tree(pids, blocked, age)
+    assert [pids[i] for i in order] == [20, 21, 10, 11, 12, 13, 30, 31]
+    assert depth == [0, 1, 0, 1, 2, 1, 0, 1]
