@@ -213,3 +213,60 @@ def test_locks_tree_order():
     order, depth = tree(pids, blocked, age)
     assert [pids[i] for i in order] == [20, 21, 10, 11, 12, 13, 30, 31]
     assert depth == [0, 1, 0, 1, 2, 1, 0, 1]
+
+
+# -- CLI --------------------------------------------------------------------------------------
+def test_show_sort_and_desc(pg, capsys):
+    from vhdiag import cli
+    import json
+    code = cli.main(["show", "tables", "--dsn", pg.dsn(), "--format", "json", "--sort", "total_bytes", "--desc"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    sizes = [r["total_bytes"] for r in json.loads(out)]
+    assert len(sizes) > 2 and sizes == sorted(sizes, reverse=True)
+    code = cli.main(["show", "tables", "--dsn", pg.dsn(), "--format", "json", "--sort", "total_bytes"])
+    out, err = capsys.readouterr()
+    assert [r["total_bytes"] for r in json.loads(out)] == sorted(sizes)
+    code = cli.main(["show", "tables", "--dsn", pg.dsn(), "--sort", "nope"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err.startswith("Error: unknown --sort column 'nope' for tables: choose from ")
+
+
+def test_show_locks_cli(pg, capsys):
+    from vhdiag import cli
+    code = cli.main(["show", "locks", "--dsn", pg.dsn()])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+
+
+def test_show_watch_stops_cleanly_on_ctrl_c(pg):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "vhdiag", "show", "database", "--dsn", pg.dsn(), "--watch", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        # Wait until it has refreshed at least twice (polling its output is not a timed assertion).
+        import threading
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(proc.stdout.fileno(), 4096), b"")),
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while b"".join(chunks).count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        buf = b"".join(chunks).decode()
+        assert buf.count("\x1b[H\x1b[2J") >= 2, (buf, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    buf, err = b"".join(chunks).decode(), proc.stderr.read().decode()
+    assert code == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "Ctrl-C stops" in buf and pg.server.password not in buf + err
