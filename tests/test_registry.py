@@ -18,9 +18,9 @@ from vhdiag.target import Target
 
 NAMES = {"statements", "statements-info", "tables", "indexes", "activity", "connections", "database",
          "maintenance", "wraparound", "sequences", "backups", "replication",
-         "index-bloat"}
+         "index-bloat", "locks"}
 # Target's public methods that are not frames.
-NOT_FRAMES = {"query", "close", "notice", "require_pgss", "doctor"}
+NOT_FRAMES = {"query", "close", "notice", "require_pgss", "doctor", "explain"}
 
 
 def test_registry_lists_every_collector():

@@ -14,7 +14,7 @@ import warnings
 
 from . import __version__
 from .display import TerminalFormatter, echo, terminal_safe
-from .errors import VhdiagError, VhdiagWarning, first_line
+from .errors import ConfigError, VhdiagError, VhdiagWarning, first_line
 from .files import private_umask
 from .redact import redact_message
 
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
     show.add_argument("--columns", default=None, metavar="A,B,...",
                       help="comma-separated columns to print (default: a readable subset for table)")
+    show.add_argument("--sort", default=None, metavar="COLUMN", help="order rows by COLUMN (ascending; --desc)")
+    show.add_argument("--desc", action="store_true", help="with --sort: largest first")
+    show.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
+                      help="refresh in place every SECONDS (default 2) until Ctrl-C")
 
     doctor = sub.add_parser(
         "doctor", help="what this role can and cannot see, with the fixes",
@@ -342,21 +346,50 @@ def _connect(args):
 
 def cmd_show(args) -> int:
     _check_limit(args.limit)
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigError(f"--watch {args.watch:g}: give a positive number of seconds, e.g. --watch 2")
+    if args.desc and not args.sort:
+        raise ConfigError("--desc orders the --sort column: add --sort COLUMN")
     from .collect import registry
     entry = registry.get(args.name)
-    default_columns = list(entry.columns) if entry.columns else None
     with _connect(args) as target:
-        frame = getattr(target, entry.method)()
-        notices = list(target.notices.values())
+        if args.watch is None:
+            _show_once(target, entry, args)
+            return 0
+        import time
+        try:
+            while True:
+                sys.stdout.write("\x1b[H\x1b[2J")      # home, clear: refresh in place
+                echo(f"vhdiag show {args.name}: {target.display}, every {args.watch:g} s "
+                     f"({pd_now():%H:%M:%S} UTC; Ctrl-C stops)")
+                _show_once(target, entry, args)
+                sys.stdout.flush()
+                time.sleep(args.watch)
+        except KeyboardInterrupt:
+            echo()
+            return 0
+
+
+def pd_now():
+    import pandas as pd
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _show_once(target, entry, args) -> None:
+    default_columns = list(entry.columns) if entry.columns else None
+    frame = getattr(target, entry.method)()
+    notices = [m for k, m in target.notices.items() if k not in getattr(target, "_shown_notices", set())]
+    target._shown_notices = set(target.notices)
     columns = args.columns.split(",") if args.columns else (default_columns if args.format == "table" else None)
-    if columns:
-        unknown = [c for c in columns if c not in frame.columns]
-        if unknown:
-            raise VhdiagError(f"unknown column {unknown[0]!r} for {args.name}: choose from {', '.join(frame.columns)}")
+    for col in (columns or []) + ([args.sort] if args.sort else []):
+        if col not in frame.columns:
+            what = "--sort column" if col == args.sort else "column"
+            raise VhdiagError(f"unknown {what} {col!r} for {args.name}: choose from {', '.join(frame.columns)}")
+    if args.sort:
+        frame = frame.sort_values(args.sort, ascending=not args.desc, kind="stable", na_position="last")
     _print_frame(frame, args.format, args.limit, columns, "--limit N for more, --format csv for all")
     for message in notices:
         echo(f"Note: {message}", file=sys.stderr)
-    return 0
 
 
 def cmd_doctor(args) -> int:

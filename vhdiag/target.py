@@ -269,6 +269,19 @@ class Target:
         return caps
 
     # -- questions: one method per registered collector, added by registry.bind() below ---
+    def explain(self, queryid_or_sql, generic: bool = True):
+        """The plan of one statement (a pg_stat_statements queryid, or SQL text), never executed:
+        ``.frame`` (one row per node), ``.text``, or ``.refusal`` saying why it was not planned
+        (it names something user-defined, whose code planning could run; or $n parameters on a
+        server before 16). See vhdiag/explain.py.
+
+        >>> db = vhdiag.connect("env:DATABASE_URL")
+        >>> top = db.statements().sort_values("total_exec_ms", ascending=False)
+        >>> print(db.explain(top["queryid"].iloc[0]))        # EXPLAIN (GENERIC_PLAN), PostgreSQL 16+
+        """
+        from . import explain
+        return explain.explain(self, queryid_or_sql, generic)
+
     def doctor(self) -> pd.DataFrame:
         """What this role can and cannot see, each line with the fix."""
         from . import doctor

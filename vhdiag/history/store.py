@@ -464,6 +464,37 @@ class History:
         with self._read() as conn:
             return statement_series(conn, self._target_id(conn, target), int(queryid), since, until)
 
+    def compare(self, since, until, baseline_since=None, baseline_until=None, *, target: str | None = None,
+                config=None, **thresholds) -> pd.DataFrame:
+        """Per statement, the window ``since``..``until`` against a baseline: what the slow-query
+        report compares (vhdiag/history/compare.py), with its thresholds from the settings
+        (``[statements]`` regression_ratio, regression_floor_ms, regression_share_pct; or pass
+        them, and ``exclude_roles``, here). The baseline defaults to the period of the same
+        length just before the window.
+
+        Columns: ``queryid, user, database, toplevel, status`` (regressed, new, improved, gone,
+        same), ``why`` (mean/total for a regression), ``significant`` (a new statement worth a
+        finding), ``calls, baseline_calls, mean_exec_ms, baseline_mean_exec_ms, mean_ratio,
+        mean_change_ms, total_exec_ms, baseline_total_exec_ms, total_ratio, extra_ms, share_pct,
+        complete, notes, query``; regressed first. ``frame.attrs`` holds the bounds and
+        ``completeness`` (what makes the window's figures less than exact).
+
+        >>> h = History()
+        >>> c = h.compare("7d", "now", target="db1:5432/shop")      # this week against last week
+        >>> c[c.status == "regressed"][["query", "baseline_mean_exec_ms", "mean_exec_ms", "mean_ratio"]]
+        """
+        from . import compare as C
+        from ..analysis import slow_queries as sq
+        p = C.settings(config, **thresholds)
+        start, end, b_start, b_end = C.bounds(since, until, baseline_since, baseline_until)
+        window, baseline = self.statements(start, end, target=target), self.statements(b_start, b_end, target=target)
+        out = C.compare(window, baseline, window_s=(end - start).total_seconds(),
+                        baseline_s=(b_end - b_start).total_seconds(), **p)
+        kept = sq.prepare(C.drop_own(window, C.own_users(window, baseline), p["exclude_roles"]))
+        out.attrs.update(since=start, until=end, baseline_since=b_start, baseline_until=b_end,
+                         completeness=sq.completeness(kept, self.snapshots(target, start, end), start, end))
+        return out
+
     def table_growth(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per table: size and row counts at the start and end of the window, and the change."""
         from .reads import table_growth
