@@ -8,8 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-import workload
-from helpers import eventually
+from helpers import eventually, ensure_database
 from vhdiag import checks, cli
 from vhdiag.binaries import library_env
 from vhdiag.checks import backups as B
@@ -119,8 +118,11 @@ def test_settings_changes_between_first_and_last_snapshot():
 
 # -- real servers ---------------------------------------------------------------------------------
 def _pg_dump(server, path):
+    """A real dump of a small database of its own (dumping the planted one would scan its tables and
+    change the counters other tests assert)."""
+    ensure_database(server, "checks_dump", "CREATE TABLE kept (id int PRIMARY KEY)")
     env = {**os.environ, **library_env(server.bin_dir)}
-    subprocess.run([str(server.bin_dir / "pg_dump"), "-Fc", "-f", str(path), "-d", server.dsn(workload.DB)],
+    subprocess.run([str(server.bin_dir / "pg_dump"), "-Fc", "-f", str(path), "-d", server.dsn("checks_dump")],
                    check=True, env=env, capture_output=True, timeout=120)
 
 

@@ -17,6 +17,9 @@ import re
 import numpy as np
 import pandas as pd
 
+# How collect/bloat.py's estimate is made: the name every figure from it carries.
+STATS_METHOD = "statistics (ioguix btree estimate)"
+
 from ..display import human_bytes
 from .findings import finding, plural
 from .forecast import Forecast
@@ -211,7 +214,6 @@ def index_bloat(estimates: pd.DataFrame, exact: pd.DataFrame | None, min_pct: fl
             "suggestion"]
     if estimates is None or estimates.empty:
         return pd.DataFrame(columns=cols)
-    from ..collect.bloat import STATS_METHOD
     b = estimates.rename(columns={"real_bytes": "bytes"}).copy()
     b["method"] = STATS_METHOD
     b["reliable"] = ~b["is_na"].fillna(False).astype(bool)

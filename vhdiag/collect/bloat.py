@@ -26,8 +26,6 @@ import sqlalchemy as sa
 from ..marker import MARKER
 from . import _base
 from .registry import collector
-
-STATS_METHOD = "statistics (ioguix btree estimate)"
 TABLE_METHOD = "pgstattuple_approx"
 INDEX_METHOD = "pgstatindex"
 

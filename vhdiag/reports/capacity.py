@@ -257,7 +257,7 @@ def bloat_method_lines(r: CapacityReport) -> list[str]:
     tmethods = set(r.bloat["method"]) if r.bloat is not None and len(r.bloat) else set()
     lines = [f"Tables: '{C.BLOAT_METHOD}' (dead-row share) unless the row says {B.TABLE_METHOD} (the pgstattuple "
              "extension: dead rows plus free space, read from the pages that are not all-visible).",
-             f"Btree indexes: '{B.STATS_METHOD}', from pg_class, pg_index and pg_stats (as fresh as the last "
+             f"Btree indexes: '{C.STATS_METHOD}', from pg_class, pg_index and pg_stats (as fresh as the last "
              f"ANALYZE), unless the row says {B.INDEX_METHOD} (the pgstattuple extension: empty and deleted "
              "pages plus the leaf pages' room below the fillfactor, read from the index)."]
     if not ({B.TABLE_METHOD, B.INDEX_METHOD} & (methods | tmethods)):
