@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from helpers import eventually, ensure_database
+from helpers import eventually
 from vhdiag import checks, cli
 from vhdiag.binaries import library_env
 from vhdiag.checks import backups as B
@@ -118,12 +118,20 @@ def test_settings_changes_between_first_and_last_snapshot():
 
 # -- real servers ---------------------------------------------------------------------------------
 def _pg_dump(server, path):
-    """A real dump of a small database of its own (dumping the planted one would scan its tables and
-    change the counters other tests assert)."""
-    ensure_database(server, "checks_dump", "CREATE TABLE kept (id int PRIMARY KEY)")
-    env = {**os.environ, **library_env(server.bin_dir)}
-    subprocess.run([str(server.bin_dir / "pg_dump"), "-Fc", "-f", str(path), "-d", server.dsn("checks_dump")],
-                   check=True, env=env, capture_output=True, timeout=120)
+    """A real dump of a small database made for it and dropped after (dumping the planted one
+    would scan its tables and change the counters other tests assert)."""
+    with server.admin("postgres") as conn:
+        conn.execute("DROP DATABASE IF EXISTS checks_dump WITH (FORCE)")
+        conn.execute("CREATE DATABASE checks_dump")
+    try:
+        with server.admin("checks_dump") as conn:
+            conn.execute("CREATE TABLE kept (id int PRIMARY KEY)")
+        env = {**os.environ, **library_env(server.bin_dir)}
+        subprocess.run([str(server.bin_dir / "pg_dump"), "-Fc", "-f", str(path), "-d", server.dsn("checks_dump")],
+                       check=True, env=env, capture_output=True, timeout=120)
+    finally:
+        with server.admin("postgres") as conn:
+            conn.execute("DROP DATABASE IF EXISTS checks_dump WITH (FORCE)")
 
 
 def test_morning_check_on_a_real_server(pg, tmp_path, idle_in_transaction):
