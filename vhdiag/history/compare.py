@@ -49,12 +49,9 @@ def settings(config=None, **given) -> dict:
 def bounds(since, until, baseline_since=None, baseline_until=None):
     """(start, end, baseline start, baseline end) by the report's rule: the baseline ends where the
     window starts and is as long, unless given."""
-    from ..reports.periods import resolve_window
-    from ..timeparse import parse_time
+    from ..reports.periods import baseline_window, resolve_window
     start, end = resolve_window(since or None, until or None, None if since else "7d")
-    b_end = parse_time(baseline_until) if baseline_until else start
-    b_start = parse_time(baseline_since) if baseline_since else b_end - (end - start)
-    return start, end, b_start, b_end
+    return (start, end, *baseline_window(start, end, baseline_since, baseline_until))
 
 
 def own_users(*frames) -> set:

@@ -42,6 +42,14 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
     return start, end
 
 
+def baseline_window(start, end, baseline_since=None, baseline_until=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The period a window is compared with: it ends where the window starts and is as long,
+    unless given (the slow-query report and ``History.compare`` alike)."""
+    b_end = parse_time(baseline_until) if baseline_until else start
+    b_start = parse_time(baseline_since) if baseline_since else b_end - (end - start)
+    return b_start, b_end
+
+
 def calendar_window(*, week=None, month=None, day=None, now=None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The UTC bounds of an ISO week (``2026-W48``), a month (``2026-11``) or a day
     (``2026-11-29``); ``"last"`` (or True) means the last complete one before ``now``."""

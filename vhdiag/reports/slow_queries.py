@@ -19,10 +19,9 @@ import pandas as pd
 from ..analysis import findings as F
 from ..analysis import plans as P
 from ..analysis import slow_queries as sq
-from ..timeparse import parse_time
 from .base import Param, Report, resolve_params
 from .data import open_inputs
-from .periods import period_name, resolve_window
+from .periods import baseline_window, period_name, resolve_window
 
 TITLE = "Slow queries"
 DESCRIPTION = "top statements by time, regressions, new statements, index advice and plan changes"
@@ -99,8 +98,7 @@ def build(target=None, history=None, since=None, until=None, target_name=None, *
     needed: ``build(target="env:DATABASE_URL", since="7d").findings``."""
     p = resolve_params(PARAMS, params, "slow_queries", config)
     start, end = resolve_window(since or None, until or None, None if since else window)
-    b_end = parse_time(p["baseline_until"]) if p["baseline_until"] else start
-    b_start = parse_time(p["baseline_since"]) if p["baseline_since"] else b_end - (end - start)
+    b_start, b_end = baseline_window(start, end, p["baseline_since"], p["baseline_until"])
     inputs = open_inputs(target, history, target_name, statement_timeout_ms)
     try:
         return _build(inputs, p, start, end, b_start, b_end)
