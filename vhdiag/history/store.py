@@ -19,23 +19,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
-from ..redact import redact_secrets
 from ..timeparse import parse_time, parse_window
 from . import guard
 from . import schema as S
-from .deltas import KEY, add_sumsq, detect_events, statement_deltas
-from .reads import _between, utc_series
+from .reads import _between
+from .values import py_value, utc_frame
+from .write import SnapshotWriter
 
 log = logging.getLogger("vhdiag.history")
 
-CHUNK = 500  # rows per IN (...) list; SQLite allows 32766 parameters, old builds 999
 
 
 def default_url() -> str:
@@ -60,48 +58,7 @@ def normalize_url(url: str | None) -> str:
     return f"sqlite:///{Path(url).expanduser().resolve()}"
 
 
-def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
-    for c in cols:
-        if c in frame:
-            frame[c] = utc_series(frame[c])
-    return frame
-
-
-def _py(value):
-    """pandas scalars to plain Python for the DB driver (NA -> None)."""
-    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        # SQLite keeps no zone: every stored time is UTC, so convert before the zone is dropped.
-        return (value.tz_convert("UTC") if value.tzinfo else value).to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """The rows of ``frame[columns]`` as dicts of plain Python values for the driver.
-
-    Column by column, not value by value: a snapshot of 10,000 tables and 20,000 indexes is
-    about 250,000 values, and converting each through ``_py`` took half a second."""
-    values = [_plain(frame[c]) for c in columns]
-    return [dict(zip(columns, row)) for row in zip(*values)]
-
-
-def _plain(col: pd.Series) -> list:
-    """One column as plain Python values (NA -> None, times as UTC datetimes), as ``_py`` would."""
-    if col.dtype == object:
-        return [_py(v) for v in col]
-    if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        if col.dt.tz is not None:
-            col = col.dt.tz_convert("UTC")
-        return [None if v is None else v.to_pydatetime()
-                for v in col.astype(object).where(col.notna(), None)]
-    # Masked (Int64, Float64, boolean, string) and numpy columns: Python ints, floats, bools, str.
-    return col.to_numpy(dtype=object, na_value=None).tolist()
-
-
-class History:
+class History(SnapshotWriter):
     """A history store. ``History(url)``; see ``snapshot()`` and the window readers.
 
     Opening it touches nothing: the readers want an existing store of this schema version
@@ -249,177 +206,10 @@ class History:
         frames = collect(target)
         return self.record(frames, name or default_target_name(target))
 
-    def record(self, frames: dict, name: str) -> dict:
-        """Write collected frames as one snapshot of target ``name`` (one transaction)."""
-        started = time.perf_counter()
-        header = dict(frames["header"])
-        with self._write() as conn, conn.begin():
-            target_id = self._lock_target(conn, name)
-            prev = conn.execute(
-                sa.select(S.snapshots).where(S.snapshots.c.target_id == target_id)
-                .order_by(S.snapshots.c.ts.desc()).limit(1)).mappings().first()
-            recent = [r for (r,) in conn.execute(
-                sa.select(S.snapshots.c.interval_s).where(S.snapshots.c.target_id == target_id,
-                                                         S.snapshots.c.interval_s.isnot(None))
-                .order_by(S.snapshots.c.ts.desc()).limit(20))]
-            prev_ts = None
-            if prev is not None:
-                prev_ts = pd.Timestamp(prev["ts"])
-                prev_ts = prev_ts.tz_localize("UTC") if prev_ts.tzinfo is None else prev_ts
-                header["interval_s"] = (header["ts"] - prev_ts).total_seconds()
-                if header["interval_s"] <= 0:
-                    # Another snapshot, collected after this one began, was written first.
-                    raise VhdiagError(f"a newer snapshot of {name} ({prev_ts:%Y-%m-%d %H:%M:%S} UTC) was "
-                                      "recorded while this one was collected; this one was dropped: "
-                                      "nothing to do, or check that the clocks agree")
-            events = detect_events(dict(prev) if prev else None, header, recent)
-            snap_id = conn.execute(S.snapshots.insert().values(
-                target_id=target_id, ts=_py(header["ts"]), interval_s=header.get("interval_s"),
-                server_version_num=header["server_version_num"],
-                postmaster_start=_py(header["postmaster_start"]), pgss_version=header.get("pgss_version"),
-                reads_all_stats=header.get("reads_all_stats"),
-                pgss_stats_reset=_py(header.get("pgss_stats_reset")), pgss_dealloc=_py(header.get("pgss_dealloc")),
-                max_connections=_py(header.get("max_connections")), events=",".join(events),
-                notes="; ".join(frames.get("notes", [])), duration_ms=None,
-            )).inserted_primary_key[0]
-            _fault_point("write")
-            n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
-                                               events, header["ts"], prev_ts)
-            self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
-                               ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
-            self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
-                               ["schema", "index", "table", "bytes", "scans"])
-            self._write_simple(conn, S.database_stats, snap_id, frames.get("database"),
-                               ["database", *S.DATABASE_FIELDS, "stats_reset"])
-            self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
-                               ["state", "connections"])
-            self._write_simple(conn, S.setting_values, snap_id, frames.get("settings"), ["name", "value", "source"])
-            self._write_simple(conn, S.connection_counts, snap_id, frames.get("connection_counts"),
-                               ["application", "state", "connections"])
-            self._write_simple(conn, S.activity_sessions, snap_id, frames.get("sessions"),
-                               ["pid", "application", "user", "state", "state_duration_s", "xact_duration_s",
-                                "wait_event_type", "blocked_by", "blocking_count", "query_id"])
-            duration = (time.perf_counter() - started) * 1000
-            conn.execute(S.snapshots.update().where(S.snapshots.c.id == snap_id)
-                         .values(duration_ms=duration + header.get("collect_ms", 0)))
-        return {"snapshot_id": snap_id, "target": name, "ts": header["ts"], "events": events,
-                "statements_changed": n_changed, "notes": frames.get("notes", []),
-                "write_ms": (time.perf_counter() - started) * 1000}
-
-    def _lock_target(self, conn, name: str) -> int:
-        row = conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name)
-                           .with_for_update() if not self.is_sqlite else
-                           sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
-        if row:
-            return row[0]
-        if not self.is_sqlite:
-            from sqlalchemy.dialects.postgresql import insert
-            conn.execute(insert(S.targets).values(name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())
-                         .on_conflict_do_nothing(index_elements=["name"]))
-            return conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name).with_for_update()).scalar_one()
-        return conn.execute(S.targets.insert().values(
-            name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())).inserted_primary_key[0]
-
-    def _write_simple(self, conn, table, snap_id, frame, columns) -> None:
-        if frame is None or frame.empty:
-            return
-        if self.is_sqlite and not any(isinstance(table.c[c].type, sa.DateTime) for c in columns):
-            # Tuples straight to sqlite3's executemany: SQLAlchemy's per-row parameter handling
-            # was most of the write at 10,000 tables and 20,000 indexes, and these columns
-            # (text, integers, booleans) need none of its type processing on SQLite.
-            prep = conn.dialect.identifier_preparer
-            names = ", ".join(prep.quote(c) for c in ["snapshot_id", *columns])
-            marks = ", ".join("?" * (len(columns) + 1))
-            values = [_plain(frame[c]) for c in columns]
-            conn.exec_driver_sql(f"INSERT INTO {prep.format_table(table)} ({names}) VALUES ({marks})",
-                                 list(zip([snap_id] * len(frame), *values)))
-            return
-        rows = _records(frame, columns)
-        for r in rows:
-            r["snapshot_id"] = snap_id
-        conn.execute(table.insert(), rows)
-
-    def _write_statements(self, conn, target_id, snap_id, frame, events, ts, prev_ts=None) -> int:
-        if frame is None or frame.empty:
-            return 0
-        cur = frame[frame["queryid"].notna()].copy()  # hidden rows have no key to follow
-        cur["toplevel"] = cur["toplevel"].fillna(True).astype(bool)
-        for c in S.STATEMENT_COUNTERS:  # a frame without a counter (a hand-made one) stores NULL
-            if c not in cur:
-                cur[c] = pd.NA
-        if "stats_since" not in cur:
-            cur["stats_since"] = pd.NaT
-        cur = add_sumsq(cur)
-        ids = self._statement_ids(conn, target_id, cur, ts)
-        cur["statement_id"] = [ids[k] for k in zip(*(cur[c].astype(object) for c in KEY))]
-        prev = pd.read_sql(
-            sa.select(S.statement_last, S.statements.c.userid, S.statements.c.dbid, S.statements.c.queryid,
-                      S.statements.c.toplevel)
-            .join(S.statements, S.statements.c.id == S.statement_last.c.statement_id)
-            .where(S.statements.c.target_id == target_id), conn)
-        prev_ids = set(int(i) for i in prev["statement_id"])
-        prev = prev.drop(columns=["statement_id", "snapshot_id"])
-        _utc(prev, "stats_since")
-        cur_keyed = cur[KEY + S.STATEMENT_COUNTERS + ["stats_since", "statement_id"]]
-        for c in ("userid", "dbid", "queryid"):
-            prev[c] = prev[c].astype("int64")
-            cur_keyed = cur_keyed.assign(**{c: cur_keyed[c].astype("int64")})
-        prev["toplevel"] = prev["toplevel"].astype(bool)
-        deltas = statement_deltas(prev, cur_keyed, events, prev_ts)
-        # What to remember: every statement whose counters differ from what we hold (or that we
-        # did not hold). Statements no longer in the view are forgotten: if one comes back it
-        # was re-created after the previous snapshot, so counting it from zero is exact, and
-        # statement_last stays as small as the view (pg_stat_statements.max).
-        known = cur_keyed.merge(prev[KEY + ["calls", "total_exec_ms", "plans", "rows"]], on=KEY, how="left",
-                                suffixes=("", "_prev"), indicator=True)
-        same = known["_merge"] == "both"
-        for c in ("calls", "total_exec_ms", "plans", "rows"):
-            same &= (known[c].astype("Float64").fillna(-1) == known[c + "_prev"].astype("Float64").fillna(-1)).astype(bool)
-        changed = cur_keyed[~same.to_numpy()]
-        gone = prev_ids - set(int(i) for i in cur_keyed["statement_id"])
-        if not deltas.empty:
-            deltas = deltas.merge(cur_keyed[KEY + ["statement_id"]], on=KEY)
-            rows = _records(deltas, ["statement_id", *S.STATEMENT_COUNTERS, "complete", "note"])
-            for r in rows:
-                r["snapshot_id"] = snap_id
-            conn.execute(S.statement_deltas.insert(), rows)
-        # The new cumulative values replace the old ones for what changed.
-        changed_ids = [int(i) for i in changed["statement_id"]] + sorted(gone)
-        for i in range(0, len(changed_ids), CHUNK):
-            conn.execute(S.statement_last.delete().where(S.statement_last.c.statement_id.in_(changed_ids[i:i + CHUNK])))
-        rows = _records(changed, ["statement_id", "stats_since", *S.STATEMENT_COUNTERS])
-        for r in rows:
-            r["snapshot_id"] = snap_id
-        if rows:
-            conn.execute(S.statement_last.insert(), rows)
-        return len(deltas)
-
-    def _statement_ids(self, conn, target_id, cur, ts) -> dict:
-        """(userid, dbid, queryid, toplevel) -> statements.id; new statements get their text stored once."""
-        known = {}
-        for sid, u, d, q, t in conn.execute(sa.select(S.statements.c.id, S.statements.c.userid, S.statements.c.dbid,
-                                                      S.statements.c.queryid, S.statements.c.toplevel)
-                                            .where(S.statements.c.target_id == target_id)):
-            known[(int(u), int(d), int(q), bool(t))] = sid
-        keys = [(int(u), int(d), int(q), bool(t)) for u, d, q, t in zip(*(cur[c].astype(object) for c in KEY))]
-        new = [i for i, k in enumerate(keys) if k not in known]
-        if new:
-            sub = cur.iloc[new]
-            rows = _records(sub, ["userid", "dbid", "queryid", "toplevel", "user", "database", "query"])
-            for r in rows:
-                r["target_id"] = target_id
-                r["first_seen"] = ts.to_pydatetime()
-                r["query"] = redact_secrets(r["query"])  # whatever frame a caller passes
-            result = conn.execute(S.statements.insert().returning(S.statements.c.id, sort_by_parameter_order=True), rows)
-            for i, (sid,) in zip(new, result):
-                known[keys[i]] = sid
-        return {k: known[k] for k in keys}
-
-    # -- reading ---------------------------------------------------------------------------
     def targets(self) -> pd.DataFrame:
         with self._read() as conn:
             frame = pd.read_sql(sa.select(S.targets.c.name, S.targets.c.created_at), conn)
-        return _utc(frame, "created_at")
+        return utc_frame(frame, "created_at")
 
     def _target_id(self, conn, target: str | None) -> int:
         rows = conn.execute(sa.select(S.targets.c.id, S.targets.c.name)).all()
@@ -448,7 +238,7 @@ class History:
             q = sa.select(S.snapshots).where(S.snapshots.c.target_id == tid)
             q = _between(q, S.snapshots.c.ts, since, until)
             frame = pd.read_sql(q.order_by(S.snapshots.c.ts), conn)
-        return _utc(frame, "ts", "postmaster_start", "pgss_stats_reset").rename(columns={"id": "snapshot_id"})
+        return utc_frame(frame, "ts", "postmaster_start", "pgss_stats_reset").rename(columns={"id": "snapshot_id"})
 
     def statements(self, since=None, until=None, target: str | None = None) -> pd.DataFrame:
         """Per statement, summed over the snapshots in (since, until]."""
@@ -537,7 +327,7 @@ class History:
                     q = q.where(s.c.ts >= (lo if lo is not None else since.to_pydatetime()))
                 if until is not None:
                     q = q.where(s.c.ts <= until.to_pydatetime())
-                out[key] = _utc(pd.read_sql(q.order_by(s.c.ts), conn), "ts")
+                out[key] = utc_frame(pd.read_sql(q.order_by(s.c.ts), conn), "ts")
         return out
 
     def record_checks(self, name: str, kind: str, ts, results: list[dict]) -> None:
@@ -546,7 +336,7 @@ class History:
         import json
         with self._write() as conn, conn.begin():
             target_id = self._lock_target(conn, name)
-            rows = [{"target_id": target_id, "ts": _py(pd.Timestamp(ts)), "kind": kind, "check": r["check"],
+            rows = [{"target_id": target_id, "ts": py_value(pd.Timestamp(ts)), "kind": kind, "check": r["check"],
                      "status": r["status"], "evidence": r["evidence"], "fix": r.get("fix") or "",
                      "items": json.dumps(list(r.get("items") or []))} for r in results]
             if rows:
@@ -563,7 +353,7 @@ class History:
                 return None, {}
             q = sa.select(sa.func.max(c.c.ts)).where(c.c.target_id == row[0])
             if before is not None:
-                q = q.where(c.c.ts < _py(pd.Timestamp(before)))
+                q = q.where(c.c.ts < py_value(pd.Timestamp(before)))
             ts = conn.execute(q).scalar()
             if ts is None:
                 return None, {}
@@ -597,13 +387,6 @@ class History:
             conn.execute(S.meta.delete().where(S.meta.c.key == "last_prune"))
             conn.execute(S.meta.insert().values(key="last_prune", value=now.isoformat()))
         return result
-
-
-def _fault_point(name: str) -> None:
-    """Tests kill a snapshot here, mid-transaction, for real: VHDIAG_FAULT_PAUSE=write:SECONDS."""
-    spec = os.environ.get("VHDIAG_FAULT_PAUSE", "")
-    if spec.startswith(name + ":"):
-        time.sleep(float(spec.split(":", 1)[1]))
 
 
 def default_target_name(target) -> str:
