@@ -9,22 +9,12 @@ from ..errors import VhdiagError
 from . import refs
 
 
-def resolve_target_name(db, store_url: str | None, given: str | None = None) -> str:
+def resolve_target_name(db, given: str | None = None) -> str:
     """The target's name in the store, by ``vhdiag snapshot``'s rule: the name given
     (``--target-name``), else ``host:port/dbname`` of the live connection. Never "the store's only
     target": that would file one database's report under another's history."""
     from ..history.store import default_target_name
     return given or default_target_name(db)
-
-
-def store_target_names(store_url: str | None) -> list[str]:
-    """The targets a store holds; none when there is no store there yet (nothing is created)."""
-    from ..history import History, NoStoreError
-    try:
-        with History(store_url) as store:
-            return list(store.targets()["name"])
-    except NoStoreError:
-        return []
 
 
 @dataclass
@@ -49,15 +39,22 @@ class Inputs:
 def open_inputs(target, history, target_name=None, statement_timeout_ms=None) -> Inputs:
     """Connect to the target (a DSN, ``env:NAME`` or an open Target) and open its history."""
     import vhdiag
-    from ..history import History
+    from ..history import History, NoStoreError
     options = {"statement_timeout_ms": int(statement_timeout_ms)} if statement_timeout_ms else {}
     db = vhdiag.connect(target, **options)
     url = refs.history_url(history) if isinstance(history, str) and history.startswith("env:") else history
-    name = resolve_target_name(db, url, target_name)
-    names = store_target_names(url)
+    name = resolve_target_name(db, target_name)
+    store = History(url)
+    try:
+        names = list(store.targets()["name"])
+    except NoStoreError:  # nothing recorded yet: cumulative figures, and no store is created
+        names = []
+    if not names:
+        store.close()
+        store = None
     if target_name and names and target_name not in names:  # a typo would read no history, quietly
         db.close()
+        store.close()
         raise VhdiagError(f"no target named {target_name!r} in the history store: known: {', '.join(names)}")
-    store = History(url) if names else None
     snaps = store.snapshots(name) if store is not None and name in names else pd.DataFrame()
     return Inputs(db, store, name, snaps)

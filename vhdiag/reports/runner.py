@@ -135,7 +135,7 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     if config:
         env["VHDIAG_CONFIG"] = config
     with refs.exported(env):
-        name_in_store, display = _target_identity(target_ref, history_ref, target_name, statement_timeout_ms)
+        name_in_store, display = _target_identity(target_ref, target_name, statement_timeout_ms)
     base = private_dir(root / target_slug(name_in_store))
     _clean_stale(base)
     final = base / period
@@ -210,13 +210,13 @@ def _mkdtemp(base: Path, prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir=base)  # 0700
 
 
-def _target_identity(target_ref, history_ref, given, statement_timeout_ms) -> tuple[str, str]:
+def _target_identity(target_ref, given, statement_timeout_ms) -> tuple[str, str]:
     """(the target's name in the store, user@host:port/db) from one short connection."""
     from ..target import connect
     from .data import resolve_target_name
     options = {"statement_timeout_ms": statement_timeout_ms} if statement_timeout_ms else {}
     with connect(target_ref, **options) as db:
-        return resolve_target_name(db, refs.history_url(history_ref), given), db.display
+        return resolve_target_name(db, given), db.display
 
 
 def _payload(nb, name: str) -> dict:
