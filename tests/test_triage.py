@@ -30,7 +30,7 @@ from helpers import eventually, scratch_database
 
 DB = "triage"
 HOSTILE = "/* <script>alert(1)</script> \x1b[31m */"
-BLOCKER_SQL = f"UPDATE tri_accounts SET balance = balance + 1 WHERE id = 1 {HOSTILE}"
+BLOCKER_SQL = f"UPDATE {HOSTILE} tri_accounts SET balance = balance + 1 WHERE id = 1"
 WAITER_SQL = "UPDATE tri_accounts SET balance = balance - 1 WHERE id = 1"
 HOT = "SELECT count(*) FROM tri_orders WHERE customer_id = $1"
 HEAVY_BEFORE = "SELECT count(*), pg_sleep($1) FROM tri_accounts"
@@ -132,12 +132,17 @@ def test_the_hot_statement_tops_burning_now_not_the_one_heavy_before(db):
         app.execute("SELECT count(*), pg_sleep(%s) FROM tri_accounts", (1.5,))   # heavy, before the first sample
 
         def hot_between_samples(_seconds):
-            for i in range(15):
-                app.execute("SELECT count(*) FROM tri_orders WHERE customer_id = %s", (i,))
+            with _session(db, "tri-hot") as hot:       # closed at the end: its table statistics are flushed
+                for i in range(15):
+                    hot.execute("SELECT count(*) FROM tri_orders WHERE customer_id = %s", (i,))
+            with db.admin(DB) as admin:
+                eventually(lambda: admin.execute("SELECT seq_scan FROM pg_stat_user_tables "
+                                                 "WHERE relname = 'tri_orders'").fetchone()[0],
+                           lambda n: n >= 15)
 
         with vhdiag.connect(db.dsn(DB)) as target:
-            cumulative = target.statements().set_index("query")
             t = triage(target, 0.0, sleep=hot_between_samples)
+            cumulative = target.statements().set_index("query")
     # Since the last reset the heavy statement leads; in the interval it did not run at all.
     assert cumulative.loc[HEAVY_BEFORE, "total_exec_ms"] > cumulative.loc[HOT, "total_exec_ms"]
     top = t.burning_now.iloc[0]
