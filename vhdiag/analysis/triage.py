@@ -119,12 +119,13 @@ def connections(activity: pd.DataFrame, limits: dict, *, warning: float, critica
 
 
 # -- long-running statements and transactions ------------------------------------------------
-LONG_COLUMNS = ["pid", "application", "user", "state", "kind", "query_s", "xact_s", "query"]
+LONG_COLUMNS = ["pid", "application", "user", "state", "kind", "query_s", "xact_s", "waiting", "query"]
 
 
 def long_running(activity: pd.DataFrame, *, long_query_s: float, long_transaction_s: float) -> pd.DataFrame:
     """Sessions with a statement active over ``long_query_s`` or a transaction open over
-    ``long_transaction_s``: ``kind`` says which (``statement``, ``transaction`` or both), longest first."""
+    ``long_transaction_s``: ``kind`` says which (``statement``, ``transaction`` or both), longest first;
+    ``waiting``: it waits for a lock (the blocking tree says on whom)."""
     q = activity["query_duration_s"].astype("Float64")
     x = activity["xact_duration_s"].astype("Float64")
     stmt = ((activity["state"] == "active") & (q > long_query_s)).fillna(False).astype(bool)
@@ -139,7 +140,7 @@ def long_running(activity: pd.DataFrame, *, long_query_s: float, long_transactio
 
 
 # -- who blocks whom -------------------------------------------------------------------------
-ENTRY_KEYS = ["pid", "application", "user", "state", "age_s", "mode", "relation", "query"]
+ENTRY_KEYS = ["pid", "application", "user", "state", "age_s", "locktype", "mode", "relation", "query"]
 
 
 def blocking(locks: pd.DataFrame) -> list[dict]:
@@ -176,7 +177,7 @@ def _verdict(issue, level, verdict, evidence, commands) -> dict:
 def _cpu(burning, interval_s, busy_sessions, index_sql) -> dict:
     top = burning[burning["toplevel"].astype(bool)] if len(burning) else burning
     busy = float(top["total_exec_ms"].sum()) / 1000 / float(interval_s) if len(top) else 0.0
-    evidence = [f"statements executed for {busy:.2f} s per second over the last {interval_s:g} s "
+    evidence = [f"statements executed for {busy:.2f} s per second over the last {interval_s:.1f} s "
                 "(vhdiag cannot see the host's CPU: check it with top, runbook 2)"]
     if len(top):
         r = top.iloc[0]
@@ -223,16 +224,21 @@ def _connections(conns, blockers) -> dict:
 
 def _slow(burning, long, slow_ms, critical_ms, index_sql) -> dict:
     slow = burning[burning["mean_exec_ms"].astype("Float64").fillna(0) > slow_ms] if len(burning) else burning
-    stmts = long[long["kind"].str.contains("statement")] if len(long) else long
+    running = long[long["kind"].str.contains("statement")] if len(long) else long
+    waiting = running["waiting"].fillna(False).astype(bool) if len(running) else []
+    stmts, blocked = (running[~waiting], running[waiting]) if len(running) else (running, running)
     evidence = [f"{plural(len(slow), 'statement')} with a mean over {_ms(slow_ms)} in the interval"]
     evidence += [f"{short_sql(r['query'])}: mean {_ms(r['mean_exec_ms'])} over {plural(int(r['calls']), 'call')}"
                  for r in slow.head(3).to_dict("records")]
     evidence += [f"pid {r['pid']} ({r['application'] or 'no application_name'}) has run "
                  f"{short_sql(r['query'])} for {float(r['query_s']):.0f} s" for r in stmts.head(3).to_dict("records")]
+    if len(blocked):
+        evidence.append(f"{plural(len(blocked), 'long statement')} only wait for a lock (Database Connection Issues)")
     worst = float(slow["mean_exec_ms"].max()) if len(slow) else 0.0
     level = "critical" if worst > critical_ms or len(stmts) else ("warning" if len(slow) else "ok")
     if level == "ok":
-        verdict = f"no statement over {_ms(slow_ms)} in the interval, none running long"
+        verdict = f"no statement over {_ms(slow_ms)} in the interval, none running long" + (
+            f" (but {plural(len(blocked), 'lock wait')})" if len(blocked) else "")
     else:
         verdict = (f"{plural(len(slow), 'slow statement')} in the interval"
                    + (f", {plural(len(stmts), 'statement')} running long now" if len(stmts) else ""))
@@ -278,7 +284,7 @@ def findings(verdicts_: list[dict], blockers: list[dict], subject: str) -> list[
         out.append(finding("triage_blocker", "critical" if idle else "warning", subject,
                            f"pid {b['pid']} ({who}) blocks {plural(len(b['waiters']), 'session')}",
                            f"user {b['user']}, {b['state']} for {float(b['age_s'] or 0):.0f} s, holds {b['mode']} on "
-                           f"{b['relation'] or '-'}; waiting: " + ", ".join(
+                           f"{b['relation'] or b['locktype']}; waiting: " + ", ".join(
                                f"pid {w['pid']} ({w['application'] or 'no application_name'})" for w in b["waiters"]),
                            cmd, query=b["query"], pid=b["pid"], application=b["application"], user=b["user"],
                            age_s=b["age_s"], waiters=len(b["waiters"])))

@@ -101,14 +101,15 @@ def show(t, watch: bool = False) -> None:
         echo("  no session waits for another")
     for b in t.blocking:
         echo(f"  pid {b['pid']} {b['application'] or '(no application_name)'} user {b['user']} {b['state']} "
-             f"for {float(b['age_s'] or 0):.0f} s holds {b['mode']} on {b['relation'] or '-'}: {_short(b['query'])}")
+             f"for {float(b['age_s'] or 0):.0f} s holds {b['mode']} on {b['relation'] or b['locktype']}: "
+             f"{_short(b['query'])}")
         for w in b["waiters"]:
             echo(f"  {'  ' * w['depth']}<- pid {w['pid']} {w['application'] or '(no application_name)'} user {w['user']} "
                  f"waits {float(w['age_s'] or 0):.0f} s for {w['mode']}: {_short(w['query'])}")
     echo()
     echo("== Long-running statements and transactions ==")
     sys.stdout.write(_table(t.long_running, ["pid", "application", "user", "state", "kind", "query_s", "xact_s",
-                                              "query"]))
+                                              "waiting", "query"]))
     for note in t.notes:
         echo(f"Note: {note}", file=sys.stderr)
 
