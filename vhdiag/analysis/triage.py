@@ -103,7 +103,8 @@ def connections(activity: pd.DataFrame, limits: dict, *, warning: float, critica
     a["client"] = a["client_addr"].astype("string").fillna("local socket")
 
     def count(col: str, name: str) -> pd.DataFrame:
-        c = a[col].astype("string").fillna("").value_counts(dropna=False).rename_axis(name).reset_index(name="connections")
+        c = a[col].astype("string").fillna("").value_counts(dropna=False)
+        c = c.rename_axis(name).reset_index(name="connections")
         return c.sort_values(["connections", name], ascending=[False, True], kind="stable").reset_index(drop=True)
     idle = a[a["state"].isin(IDLE_STATES)].copy()
     idle["age_s"] = idle["state_duration_s"]
@@ -205,7 +206,8 @@ def _connections(conns, blockers) -> dict:
         evidence.append(f"pid {b['pid']} ({b['application'] or 'no application_name'}, user {b['user']}, "
                         f"{b['state']}) blocks {plural(n, 'session')} for {float(b['age_s'] or 0):.0f} s")
         if b["state"] in IDLE_STATES:
-            commands.append(f"SELECT pg_terminate_backend({b['pid']});  -- {b['application'] or 'no application_name'}, "
+            who = b["application"] or "no application_name"
+            commands.append(f"SELECT pg_terminate_backend({b['pid']});  -- {who}, "
                             f"idle in transaction, blocks {plural(n, 'session')}")
             level = "critical"
         else:

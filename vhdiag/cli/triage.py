@@ -104,7 +104,8 @@ def show(t, watch: bool = False) -> None:
              f"for {float(b['age_s'] or 0):.0f} s holds {b['mode']} on {b['relation'] or b['locktype']}: "
              f"{_short(b['query'])}")
         for w in b["waiters"]:
-            echo(f"  {'  ' * w['depth']}<- pid {w['pid']} {w['application'] or '(no application_name)'} user {w['user']} "
+            app = w["application"] or "(no application_name)"
+            echo(f"  {'  ' * w['depth']}<- pid {w['pid']} {app} user {w['user']} "
                  f"waits {float(w['age_s'] or 0):.0f} s for {w['mode']}: {_short(w['query'])}")
     echo()
     echo("== Long-running statements and transactions ==")
