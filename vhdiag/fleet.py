@@ -63,8 +63,9 @@ class FleetTarget:
         return options
 
 
-def load_targets(path, tags: Iterable[str] | None = None) -> list[FleetTarget]:
-    """The targets of a ``targets.toml`` (only those carrying every tag of ``tags``), in file order.
+def load_targets(path, tags: Iterable[str] | None = None, only: Iterable[str] | None = None) -> list[FleetTarget]:
+    """The targets of a ``targets.toml`` (only those carrying every tag of ``tags``, and only those
+    named in ``only`` when given), in file order.
 
     Every mistake is one ``ConfigError`` naming the file, the target and the fix; a DSN that holds a
     password is refused: the file would then be a secret."""
@@ -84,6 +85,12 @@ def load_targets(path, tags: Iterable[str] | None = None) -> list[FleetTarget]:
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{p}: no targets: add a table such as [targets.prod] with dsn = \"env:PROD_DSN\"")
     out = [_target(p, name, entry) for name, entry in table.items()]
+    names = [t.name for t in out]
+    for name in only or ():
+        if name not in names:
+            raise ConfigError(f"{p}: no target named {name!r}: known: {', '.join(names)}")
+    if only:
+        out = [t for t in out if t.name in set(only)]
     wanted = set(tags or ())
     chosen = [t for t in out if wanted <= set(t.tags)]
     if not chosen:

@@ -28,6 +28,8 @@ def fleet_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobs", type=int, default=4, metavar="N", help="with --targets: targets at a time (4)")
     group.add_argument("--tag", action="append", default=[], metavar="TAG",
                        help="with --targets: only the targets with this tag; repeatable (all given must match)")
+    group.add_argument("--only", action="append", default=[], metavar="NAME",
+                       help="with --targets: only the target NAME; repeatable (a scheduler's task per target)")
 
 
 def fleet(args):
@@ -40,7 +42,7 @@ def fleet(args):
         raise ConfigError("--target-name names one target: with --targets each target's name comes from the file")
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: give 1 or more parallel targets")
-    return load_targets(args.targets, args.tag)
+    return load_targets(args.targets, args.tag, only=args.only)
 
 
 class Parser(argparse.ArgumentParser):
