@@ -58,3 +58,12 @@ def test_every_command_and_frame_is_documented():
         assert f"vhdiag {command}" in readme, command
     for frame in registry.names():
         assert f"`{frame}`" in readme, frame
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists packages by hand (the notebooks ship from another folder): a package left
+    out installs in editable mode and is missing from the wheel. vhdiag.checks once was."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "vhdiag").rglob("__init__.py")}
+    assert found - listed == set()
+    assert listed - found == {"vhdiag.notebooks", "vhdiag.collect.sql"}   # data folders
