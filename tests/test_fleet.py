@@ -176,3 +176,26 @@ def test_fleet_and_one_target_options_do_not_mix(fleet_of_three, capsys):
     assert "either --dsn or --targets" in capsys.readouterr().err
     assert cli.main(["check", "morning", "--targets", str(fleet_of_three), "--target-name", "x"]) == 1
     assert "--target-name names one target" in capsys.readouterr().err
+
+
+def test_report_over_a_fleet_writes_each_target_with_its_own_settings(pg, fleet_of_three, tmp_path, capsys):
+    text = fleet_of_three.read_text() + "[targets.alpha.settings.reports]\ntop_n = 3\n"
+    fleet_of_three.write_text(text.replace('[targets.beta]', '[targets.beta]\nstatement_timeout_ms = 4000'))
+    store, out = tmp_path / "history.sqlite", tmp_path / "reports"
+    for _ in range(2):
+        cli.main(["snapshot", "--targets", str(fleet_of_three), "--history", str(store)])
+    capsys.readouterr()
+    status = cli.main(["report", "slow_queries", "--targets", str(fleet_of_three), "--jobs", "2",
+                       "--history", str(store), "--since", "1h", "--out", str(out), "-p", "plans=false"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1
+    assert [l.split(":")[0] for l in stderr.splitlines() if l.startswith("Error:")] == ["Error"]
+    assert "Error: down: " in stderr
+    summaries = {p.parent.parent.name: json.loads(p.read_text()) for p in out.glob("*/*/slow_queries.summary.json")}
+    assert sorted(summaries) == ["alpha", "beta"]
+    assert summaries["alpha"]["parameters"]["top_n"] == 3                  # its own setting
+    assert summaries["beta"]["parameters"]["top_n"] == load_config()["reports"]["top_n"]
+    index = (out / "index.html").read_text()
+    assert 'href="alpha/' in index and 'href="beta/' in index
+    assert stdout.count("report slow_queries of alpha") == 1 and stdout.count("report slow_queries of beta") == 1
+    assert not list(tmp_path.glob("vhdiag-target-*"))                      # the merged settings file is gone
