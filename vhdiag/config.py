@@ -116,6 +116,19 @@ def resolve_config(config=None) -> Config:
     raise ConfigError(f"config must be a path, a dict or None, not {type(config).__name__}")
 
 
+def override(config: Config, overrides: Mapping, source: str) -> Config:
+    """``config`` with ``overrides`` merged over it, checked like a user file (a fleet target's
+    own settings over vhdiag.toml); ``config`` itself is left as it was."""
+    if not overrides:
+        return config
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{source}: settings must be a table, e.g. [targets.NAME.settings.statements]")
+    base = copy.deepcopy(dict(config))
+    _merge(base, overrides, (), source, defaults())
+    _check_values(base, source)
+    return Config(base, list(config.sources) + [source])
+
+
 def _merged(user: dict, source: str) -> dict:
     base = defaults()
     _merge(base, user, (), source, defaults())  # new entries are checked against pristine defaults

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..display import echo
-from .common import dsn_argument, history_argument
+from .common import dsn_argument, fleet, fleet_arguments, history_argument
 
 NAME = "check"
 
@@ -35,17 +35,25 @@ def register(sub) -> None:
                           "(default [checks] metrics)")
     chk.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml (default: $VHDIAG_CONFIG, ./vhdiag.toml, the user config directory)")
+    fleet_arguments(chk)
 
 
 def run(args) -> int:
     import json
     from .. import checks
+    if args.targets:
+        return run_fleet(args)
     result = checks.run(args.run, target=args.dsn, history=args.history, target_name=args.target_name,
                         config=args.config, statement_timeout_ms=args.statement_timeout_ms,
                         record=not args.no_record, metrics=args.metrics)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=True) + "\n")
         return result.exit_code
+    print_result(result)
+    return result.exit_code
+
+
+def print_result(result) -> None:
     colour = sys.stdout.isatty()
     paint = {"pass": "\x1b[32m", "warn": "\x1b[33m", "fail": "\x1b[31m"}
     width = max((len(r.check) for r in result.results), default=5)
@@ -63,4 +71,40 @@ def run(args) -> int:
     counts = result.counts()
     echo(f"{len(result.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail"
          + (f"; recorded in {result.recorded}" if result.recorded else ""))
-    return result.exit_code
+
+
+def run_fleet(args) -> int:
+    """--targets: every target's checklist, in parallel; the exit status is the worst target's
+    (an unreachable target fails its database.connect check, so it counts as a failure)."""
+    import json
+    from .. import checks
+    from ..config import load_config
+    from ..fleet import run_each, worst
+    targets = fleet(args)
+    base = load_config(args.config)
+
+    def task(t):
+        result = checks.run(args.run, target=t.dsn, history=args.history, target_name=t.name, config=t.config(base),
+                            statement_timeout_ms=t.statement_timeout_ms or args.statement_timeout_ms,
+                            record=not args.no_record, metrics=args.metrics)
+        return result.exit_code, result
+
+    outcomes = run_each(targets, task, jobs=args.jobs, progress=False if args.quiet else None,
+                        label=f"check {args.run}")
+    if args.format == "json":
+        doc = {"kind": args.run, "exit_code": worst(outcomes),
+               "targets": [{"name": o.target.name, "exit_code": o.status,
+                            **({"result": o.value.as_json()} if o.value is not None else {"error": o.error})}
+                           for o in outcomes]}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=True) + "\n")
+        return worst(outcomes)
+    for o in outcomes:
+        if o.value is not None:
+            print_result(o.value)
+        else:
+            echo(f"Error: {o.target.name}: {o.error}", file=sys.stderr)
+        echo()
+    failed = [o.target.name for o in outcomes if o.status]
+    echo(f"{len(outcomes)} targets: {len(outcomes) - len(failed)} all pass"
+         + (f"; not all pass: {', '.join(failed)}" if failed else ""))
+    return worst(outcomes)

@@ -21,6 +21,30 @@ def history_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: $VHDIAG_HISTORY, else history.sqlite in the user data directory)")
 
 
+def fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("a fleet (instead of --dsn)")
+    group.add_argument("--targets", metavar="FILE", default=None,
+                       help="targets.toml: run over every target it names, in parallel (see vhdiag.fleet)")
+    group.add_argument("--jobs", type=int, default=4, metavar="N", help="with --targets: targets at a time (4)")
+    group.add_argument("--tag", action="append", default=[], metavar="TAG",
+                       help="with --targets: only the targets with this tag; repeatable (all given must match)")
+    group.add_argument("--only", action="append", default=[], metavar="NAME",
+                       help="with --targets: only the target NAME; repeatable (a scheduler's task per target)")
+
+
+def fleet(args):
+    """The targets of --targets (after checking that --dsn and --target-name were not given too)."""
+    from ..errors import ConfigError
+    from ..fleet import load_targets
+    if getattr(args, "dsn", None):
+        raise ConfigError("give either --dsn or --targets, not both")
+    if getattr(args, "target_name", None):
+        raise ConfigError("--target-name names one target: with --targets each target's name comes from the file")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more parallel targets")
+    return load_targets(args.targets, args.tag, only=args.only)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse echoes what was typed ("unrecognized arguments: ..."): shown, never obeyed."""
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..display import echo
 from ..errors import VhdiagError
-from .common import dsn_argument, history_argument
+from .common import dsn_argument, fleet, fleet_arguments, history_argument
 
 NAME = "report"
 
@@ -43,6 +44,7 @@ def register(sub) -> None:
     rep.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default ./reports)")
     rep.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE", dest="parameters",
                      help="a report parameter, e.g. -p top_n=20 -p slow_ms=500 (defaults: the settings); repeatable")
+    fleet_arguments(rep)
     rep.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml whose settings the report uses (default: $VHDIAG_CONFIG, ./vhdiag.toml, "
                           "the user config directory)")
@@ -62,16 +64,75 @@ def run(args) -> int:
         raise VhdiagError("name a report (vhdiag report --list shows them), e.g. vhdiag report slow_queries")
     if args.since and args.window:
         raise VhdiagError("give either --since/--until or --window, not both")
+    if args.targets:
+        return run_fleet(args)
     result = run_report(args.name, target=args.dsn, history=args.history, since=args.since, until=args.until,
                         window=args.window, week=args.week, month=args.month, day=args.day, out=args.out,
                         assignments=args.parameters, target_name=args.target_name, config=args.config,
                         statement_timeout_ms=args.statement_timeout_ms, progress=False if args.quiet else None)
+    print_result(result)
+    return 0
+
+
+def print_result(result) -> None:
     counts = {s: sum(f.get("severity") == s for f in result.findings) for s in ("critical", "warning", "info")}
     found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
     echo(f"report {result.name} of {result.target} for {result.period}: {result.html}")
     echo(f"findings: {found} ({result.summary}); executed notebook: {result.notebook}; "
          f"{result.duration_s:.1f} s")
-    return 0
+
+
+def run_fleet(args) -> int:
+    """--targets: the report for every target, ``--jobs`` at a time, each with its own settings
+    (vhdiag.toml under the target's [targets.NAME.settings]); one failing target is one error
+    line and the others are written. Exit 1 when any failed.
+
+    Each target runs as its own ``vhdiag report`` process: a run hands the kernel its DSN
+    reference and settings through the environment, which threads would share. A report starts
+    a kernel process anyway, so the extra process costs little."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import tomli_w
+
+    from ..config import load_config
+    from ..files import write_private
+    from ..fleet import run_each, worst
+    from ..reports import html
+    targets = fleet(args)
+    base = load_config(args.config)
+    common = [f"--{flag}={value}" for flag, value in
+              (("history", args.history), ("out", args.out), ("since", args.since), ("until", args.until),
+               ("window", args.window), ("week", args.week), ("month", args.month), ("day", args.day))
+              if value is not None]
+    common += [f"--parameter={p}" for p in args.parameters]
+
+    def task(t):
+        with tempfile.TemporaryDirectory(prefix="vhdiag-target-") as tmp:
+            config = [f"--config={args.config}"] if args.config else []
+            if t.settings:    # the kernel reads settings from a file: this target's, merged
+                write_private(Path(tmp) / "vhdiag.toml", tomli_w.dumps(dict(t.config(base))))
+                config = [f"--config={Path(tmp) / 'vhdiag.toml'}"]
+            timeout = t.statement_timeout_ms or args.statement_timeout_ms
+            proc = subprocess.run([sys.executable, "-m", "vhdiag", "report", args.name, f"--dsn={t.dsn}",
+                                   f"--target-name={t.name}", f"--statement-timeout-ms={timeout}", *config, *common],
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode:
+            lines = [l.removeprefix("Error: ") for l in proc.stderr.splitlines() if l.startswith("Error: ")]
+            raise VhdiagError(lines[-1] if lines else f"vhdiag report exited with {proc.returncode}")
+        return 0, proc.stdout
+
+    outcomes = run_each(targets, task, jobs=args.jobs, progress=False if args.quiet else None,
+                        label=f"report {args.name}")
+    html.write_index(Path(args.out))   # once more after every target: parallel runs each wrote it
+    for o in outcomes:
+        if o.value is not None:
+            for line in o.value.splitlines():
+                sys.stdout.write(f"{o.target.name}: {line}\n")   # already made terminal-safe by the child
+        else:
+            echo(f"Error: {o.target.name}: {o.error}", file=sys.stderr)
+    return worst(outcomes)
 
 
 def report_epilog() -> str:
