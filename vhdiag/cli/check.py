@@ -33,6 +33,10 @@ def register(sub) -> None:
     chk.add_argument("--metrics", metavar="SOURCE", default=None,
                      help="metrics for the last 24 h: a CSV/Parquet file, a Prometheus URL or the history store "
                           "(default [checks] metrics)")
+    chk.add_argument("--notify", metavar="URL", default=None,
+                     help="post the failures and warnings to this webhook as Slack-compatible JSON; env:NAME reads "
+                          "the URL from the environment (default [checks] notify_url)")
+    chk.add_argument("--notify-always", action="store_true", help="post even when every check passes")
     chk.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml (default: $VHDIAG_CONFIG, ./vhdiag.toml, the user config directory)")
 
@@ -42,7 +46,8 @@ def run(args) -> int:
     from .. import checks
     result = checks.run(args.run, target=args.dsn, history=args.history, target_name=args.target_name,
                         config=args.config, statement_timeout_ms=args.statement_timeout_ms,
-                        record=not args.no_record, metrics=args.metrics)
+                        record=not args.no_record, metrics=args.metrics, notify=args.notify,
+                        notify_always=args.notify_always)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=True) + "\n")
         return result.exit_code
@@ -62,5 +67,6 @@ def run(args) -> int:
             echo(f"       {'':<{width}}  fix: {r.fix}")
     counts = result.counts()
     echo(f"{len(result.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail"
-         + (f"; recorded in {result.recorded}" if result.recorded else ""))
+         + (f"; recorded in {result.recorded}" if result.recorded else "")
+         + (f"; posted to {result.notified['to']}" if result.notified and result.notified["sent"] else ""))
     return result.exit_code
