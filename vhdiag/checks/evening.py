@@ -35,6 +35,13 @@ def _bytes(n: float) -> str:
     return ""
 
 
+def _span(days: float) -> str:
+    """How long a count covers, in the unit people read: "40 min", "5.2 h", "2.0 d"."""
+    if days < 1 / 24:
+        return f"{days * 1440:.0f} min"
+    return f"{days * 24:.1f} h" if days < 2 else f"{days:.1f} d"
+
+
 def _n(count: float, word: str) -> str:
     count = int(round(count))
     return f"{count:,} {word}" + ("" if count == 1 else "s")
@@ -88,10 +95,10 @@ def evaluate_errors(rates: dict, cfg: dict) -> Result:
     live = (f"{_n(r['conflicts'], 'recovery conflict')} ({r['conflicts_per_day']:,.1f}/day), "
             f"{_n(r['temp_files'], 'temporary file')} ({r['temp_files_per_day']:,.1f}/day)")
     if r["source"] == "store":
-        evidence = (f"last {r['days'] * 24:.1f} h from the history store ({r['snapshots']} snapshots): {counted}; "
-                    f"since the statistics reset ({r['live_days']:.1f} d, pg_stat_database): {live}")
+        evidence = (f"last {_span(r['days'])} from the history store ({r['snapshots']} snapshots): {counted}; "
+                    f"since the statistics reset ({_span(r['live_days'])}, pg_stat_database): {live}")
     else:
-        evidence = (f"since the statistics reset ({r['days']:.1f} d, pg_stat_database; no history store series): "
+        evidence = (f"since the statistics reset ({_span(r['days'])}, pg_stat_database; no history store series): "
                     f"{counted}, {live}")
     fixes, status = [], "pass"
     if r["rollback_pct"] > levels["critical"] or r["rollback_pct"] > levels["warning"]:
@@ -121,7 +128,7 @@ def evaluate_maintenance(tables: pd.DataFrame, wrap: pd.DataFrame, cfg: dict) ->
         fix = " ".join(dead["suggestion"].dropna().head(3)) or "VACUUM (ANALYZE) each by hand"
         out.append(Result("maintenance.vacuum", "warn", terminal_safe(
             f"{len(items)} tables over the autovacuum trigger: {shown}{more}"),
-            terminal_safe(f"autovacuum is behind there: run by hand {fix} (runbook \"Database Optimization\")"),
+            terminal_safe(f"autovacuum is behind or off there: run by hand {fix} (runbook \"Database Optimization\")"),
             items=items))
     else:
         out.append(Result("maintenance.vacuum", "pass", f"no table over the autovacuum trigger ({len(tables)} tables)"))
