@@ -16,11 +16,15 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the runbook's daily checklist against the target: application health, database ready, "
                     "last backup (WAL archiving, a dumps directory), metrics over the last 24 h, and what "
-                    "changed since the previous check (new slow queries and regressions, unused indexes, sequences, idle-in-transaction sessions, settings). Each "
+                    "changed since the previous check (new slow queries and regressions, unused indexes, sequences, "
+                    "idle-in-transaction sessions, settings, growth spikes); the evening run adds an error summary, "
+                    "pending maintenance and security-relevant changes. Each "
                     "check is pass, warn or fail with one line of evidence and the fix; the results are recorded "
-                    "in the history store. Exit status: 0 all pass, 1 warnings, 2 failures.",
+                    "in the history store, then --notify posts the failures and warnings to a webhook. "
+                    "Exit status: 0 all pass, 1 warnings, 2 failures (a failed webhook changes nothing).",
         epilog="Example:\n  vhdiag check morning --dsn env:DATABASE_URL --history /var/lib/vhdiag/history.sqlite\n"
-               "  0 9 * * *  vhdiag check morning --dsn env:DATABASE_URL --json > /var/log/vhdiag/morning.json\n")
+               "  0 9 * * *  vhdiag check morning --dsn env:DATABASE_URL --json > /var/log/vhdiag/morning.json\n"
+               "  0 18 * * * vhdiag check evening --dsn env:DATABASE_URL --notify env:VHDIAG_WEBHOOK\n")
     chk.add_argument("run", choices=["morning", "evening"], metavar="RUN", help="morning or evening")
     dsn_argument(chk)
     history_argument(chk)
