@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from vhdiag import checks, cli
+from vhdiag import cli
 from vhdiag.checks import CheckRun, Result
 from vhdiag.checks import notify as N
 
