@@ -52,7 +52,9 @@ CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "q
 
 CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idle_in_transaction_s",
               "backup_max_age", "dumps_dir", "pg_restore", "app_base_url", "health_timeout_s",
-              "metrics", "metrics_window", "metrics_min_duration")
+              "metrics", "metrics_window", "metrics_min_duration", "notify_url", "notify_timeout_s",
+              "errors_max_per_day", "require_password_expiry", "growth_spike_ratio", "growth_spike_min_bytes",
+              "growth_baseline")
 
 
 def test_every_checks_default_says_it_is_vhdiags_own():

@@ -343,8 +343,9 @@ class History(SnapshotWriter):
                 conn.execute(S.check_results.insert(), rows)
 
     def previous_checks(self, name: str, before=None) -> tuple[pd.Timestamp | None, dict]:
-        """The newest recorded check run of target ``name`` (before ``before``): its time and
-        ``{check: {"status", "evidence", "fix", "items"}}``; ``(None, {})`` when there is none."""
+        """The newest recorded check run of target ``name`` (before ``before``): its time and, per
+        check, the newest run that had it (an evening-only check's is the previous evening's)
+        ``{check: {"status", "evidence", "fix", "items", "ts"}}``; ``(None, {})`` when there is none."""
         import json
         c = S.check_results
         with self._read() as conn:
@@ -357,11 +358,16 @@ class History(SnapshotWriter):
             ts = conn.execute(q).scalar()
             if ts is None:
                 return None, {}
-            found = conn.execute(sa.select(c).where(c.c.target_id == row[0], c.c.ts == ts)).mappings().all()
-        ts = pd.Timestamp(ts)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            latest = sa.select(c.c.check, sa.func.max(c.c.ts).label("ts")).where(
+                c.c.target_id == row[0], c.c.ts <= ts).group_by(c.c.check).subquery()
+            found = conn.execute(sa.select(c).join(latest, (c.c.check == latest.c.check) & (c.c.ts == latest.c.ts))
+                                 .where(c.c.target_id == row[0])).mappings().all()
+        def utc_ts(v):
+            v = pd.Timestamp(v)
+            return v.tz_localize("UTC") if v.tzinfo is None else v.tz_convert("UTC")
+        ts = utc_ts(ts)
         return ts, {r["check"]: {"status": r["status"], "evidence": r["evidence"], "fix": r["fix"],
-                                 "items": json.loads(r["items"] or "[]")} for r in found}
+                                 "items": json.loads(r["items"] or "[]"), "ts": utc_ts(r["ts"])} for r in found}
 
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:
