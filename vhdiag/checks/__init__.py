@@ -73,6 +73,18 @@ class CheckRun:
                 "checks": [r.as_dict() for r in self.results], "notify": self.notified}
 
 
+def _default_name(connected, given, display: str) -> str:
+    """snapshot's and report's name for the target; unreachable, the name its DSN would give."""
+    from ..dsn import resolve
+    from ..history.store import default_target_name
+    if connected is not None:
+        return default_target_name(connected)
+    try:
+        return default_target_name(resolve(given) if not hasattr(given, "name") else given)
+    except VhdiagError:
+        return display
+
+
 def run(kind: str, target=None, history=None, target_name: str | None = None, config=None, *,
         statement_timeout_ms: int = 5000, record: bool = True, now=None, metrics=None, notify=None,
         notify_always: bool = False) -> CheckRun:
@@ -83,7 +95,7 @@ def run(kind: str, target=None, history=None, target_name: str | None = None, co
     import vhdiag
     from ..config import resolve_config
     from ..history import History
-    from ..history.store import default_target_name, normalize_url
+    from ..history.store import normalize_url
     if kind not in RUNS:
         raise VhdiagError(f"unknown check run {kind!r}: give one of {', '.join(RUNS)}")
     cfg = resolve_config(config)
@@ -103,7 +115,7 @@ def run(kind: str, target=None, history=None, target_name: str | None = None, co
             ctx.target.close()
         ctx.target = None
     try:
-        ctx.target_name = target_name or (default_target_name(ctx.target) if ctx.target else ctx.display)
+        ctx.target_name = target_name or _default_name(ctx.target, target, ctx.display)
         ctx.history_url = normalize_url(history)
         store = History(ctx.history_url)
         try:

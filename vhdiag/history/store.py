@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
 from ..timeparse import parse_time, parse_window
-from . import guard
+from . import guard, names
 from . import schema as S
 from .reads import _between
 from .values import py_value, utc_frame
@@ -220,9 +220,9 @@ class History(SnapshotWriter):
                 raise VhdiagError(f"history store {self.display} has no snapshots yet: run vhdiag snapshot first")
             raise VhdiagError(f"history store {self.display} holds several targets ({', '.join(r[1] for r in rows)}): "
                               "pass target=NAME (--target-name NAME)")
-        for tid, name in rows:
-            if name == target:
-                return tid
+        found = names.match(rows, target)   # an older store's socket name too (names.py)
+        if found is not None:
+            return found[0]
         raise VhdiagError(f"no target named {target!r} in history store {self.display}: "
                           f"known: {', '.join(r[1] for r in rows) or 'none'}")
 
@@ -349,7 +349,7 @@ class History(SnapshotWriter):
         import json
         c = S.check_results
         with self._read() as conn:
-            row = conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
+            row = names.find(conn, name)
             if row is None:
                 return None, {}
             q = sa.select(sa.func.max(c.c.ts)).where(c.c.target_id == row[0])
@@ -396,5 +396,8 @@ class History(SnapshotWriter):
 
 
 def default_target_name(target) -> str:
-    """host:port/dbname of the target: stable across users, no secret in it."""
-    return target.display.split("@", 1)[-1]
+    """The target's name in the store unless ``--target-name`` gives one: ``host:port/dbname``,
+    a Unix socket as ``local`` (``local:5432/vendhub``); stable across users, no secret in it.
+    The one rule for snapshot, check and report (vhdiag/dsn.py ``target_name``). ``target``: a
+    Target (what its connection reached) or a ResolvedDSN (what it would reach)."""
+    return target.name

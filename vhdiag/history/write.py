@@ -12,8 +12,10 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
+from ..dsn import short_target_name
 from ..errors import VhdiagError
 from ..redact import redact_secrets
+from . import names
 from . import schema as S
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
 from .values import plain_column, py_value, records, utc_frame
@@ -88,6 +90,15 @@ class SnapshotWriter:
                            sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
         if row:
             return row[0]
+        old = names.find(conn, name)
+        if old is not None:
+            # An older store's name for this target (``[socket /dir]:5432/db``): it becomes the
+            # name given, and the history goes on under it (names.py says why).
+            if not self.is_sqlite:
+                conn.execute(sa.select(S.targets.c.id).where(S.targets.c.id == old[0]).with_for_update())
+            if short_target_name(name) == name:
+                conn.execute(S.targets.update().where(S.targets.c.id == old[0]).values(name=name))
+            return old[0]
         if not self.is_sqlite:
             from sqlalchemy.dialects.postgresql import insert
             conn.execute(insert(S.targets).values(name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())
