@@ -54,6 +54,15 @@ CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idl
               "backup_max_age", "dumps_dir", "pg_restore", "app_base_url", "health_timeout_s",
               "metrics", "metrics_window", "metrics_min_duration")
 
+HANDOFF_OWN = ("reports", "snapshot_gap", "metrics_quiet_after")
+
+
+def test_every_handoff_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in HANDOFF_OWN]
+    assert len(lines) == len(HANDOFF_OWN)
+    assert all("vhdiag's own" in ln for ln in lines)
+    assert load_config()["handoff"]["reports"] == ["slow_queries", "capacity"]
+
 
 def test_every_checks_default_says_it_is_vhdiags_own():
     lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CHECKS_OWN]
@@ -83,7 +92,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN, *CHECKS_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN):
             assert "runbook" in line, line
 
 
