@@ -67,9 +67,10 @@ def write_index(root: Path) -> Path:
         if exact or not row["words"]:
             row["words"], row["since"] = m.get("period_words") or period, m.get("since", "")
         rel = path.parent.relative_to(root).as_posix() + "/"
-        known = row["reports"].get(m.get("name"))
-        if known is None or m.get("generated_at", "") > known[0].get("generated_at", ""):
-            row["reports"][m.get("name")] = (m, rel)
+        runs = row["reports"].setdefault(m.get("name"), {})
+        kind = "failed" if failed else "ok"
+        if kind not in runs or m.get("generated_at", "") > runs[kind][0].get("generated_at", ""):
+            runs[kind] = (m, rel)
     sections = []
     for target in sorted(groups):
         rows = sorted(groups[target].values(), key=lambda r: (r["since"], r["period"]), reverse=True)
@@ -96,13 +97,18 @@ def _row(row: dict) -> str:
     totals = dict.fromkeys(SEVERITIES, 0)
     links, latest = [], ""
     for name in sorted(row["reports"], key=lambda n: (n == "handoff", n or "")):
-        m, rel = row["reports"][name]
-        latest = max(latest, m.get("generated_at", ""))
-        if m.get("status") == "failed":
+        runs = row["reports"][name]
+        ok, bad = runs.get("ok"), runs.get("failed")
+        if bad and (ok is None or bad[0].get("generated_at", "") > ok[0].get("generated_at", "")):
+            m, rel = bad   # the newest run failed; the report before it (if any) is still in place
+            latest = max(latest, m.get("generated_at", ""))
             links.append(f'<div>{h.escape(m.get("title", ""))}: <span class="failed">failed</span>: '
                          f'{h.escape(m.get("reason", ""))} <small><a href="{h.escape(rel + m.get("notebook", ""))}">'
                          "partial notebook</a></small></div>")
+        if ok is None:
             continue
+        m, rel = ok
+        latest = max(latest, m.get("generated_at", ""))
         for s in SEVERITIES:
             totals[s] += int((m.get("findings_own") or m.get("findings") or {}).get(s, 0))
         extra = [f'<a href="{h.escape(rel + m["notebook"])}">notebook</a>']
