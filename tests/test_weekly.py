@@ -201,6 +201,8 @@ def test_the_handoff_checks_monitoring_health(week):
     checks = _kind(s, "check")
     assert [(c["subject"], c["severity"], c["metrics"]["failed"]) for c in checks] == [("backup.wal_archive", "critical", 1)]
     assert checks[0]["detail"] == "last archived WAL 30 h ago" and checks[0]["suggestion"] == "check archive_command"
+    assert [f["suggestion"] for f in _kind(s, "breach")][0] == \
+        f"vhdiag report postmortem -p around={(start + pd.Timedelta(days=2, hours=14)).isoformat()} -p metrics={week['metrics']}"
     assert [(f["subject"], f["title"]) for f in _kind(s, "metrics_quiet")] == \
         [("error_rate_pct", "error_rate_pct quiet for 36.1 h before the week's end")]
     assert not _kind(s, "no_check") and not _kind(s, "report_failed") and not _kind(s, "postmortem")
@@ -220,7 +222,7 @@ def test_the_handoff_page_and_what_changed_since_last_week(week):
     assert "resolved" in text and "Slow query: SELECT pg_sleep($1)" in text and TITLE in text
 
 
-def test_a_failing_report_fails_the_run_and_the_others_are_written(week, tmp_path, monkeypatch):
+def test_a_failing_report_fails_the_run_and_the_others_are_written(week, tmp_path, monkeypatch, capsys):
     team = tmp_path / "team"
     team.mkdir()
     (team / "broken.py").write_text(
@@ -238,8 +240,14 @@ def test_a_failing_report_fails_the_run_and_the_others_are_written(week, tmp_pat
     out = tmp_path / "out"
     argv = ["report", "weekly", "--dsn", week["server"].dsn(DB), "--history", week["history"], "--target-name", DB,
             "--week", week["name"], "--out", str(out), "--config", str(week["config"]), "--reports", "slow_queries,broken"]
+    capsys.readouterr()
     code = cli.main(argv)
     assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:3]] == ["ok      slow_queries", "FAILED  broken", "ok      handoff"]
+    assert lines[1].startswith("FAILED  broken: notebook broken failed in cell ") and \
+        "RuntimeError: planted failure; partial notebook kept at " in lines[1]
+    assert lines[3] == f"week {week['name']}: 2 of 3 reports written; failed: broken"
     folder = out / DB / week["name"]
     assert (folder / "slow_queries.html").is_file() and (folder / "handoff.html").is_file()
     assert not (folder / "broken.html").exists() and not (folder / "capacity.html").exists()

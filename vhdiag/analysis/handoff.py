@@ -28,6 +28,11 @@ def hours(delta) -> float:
 
 
 # -- 1. incidents ------------------------------------------------------------------------------
+def by_severity(found: list[dict]) -> list[dict]:
+    """Findings most severe first (stable: within a severity, in the page's order)."""
+    return sorted(found, key=lambda f: ORDER.get(f["severity"], 3))
+
+
 def breach_rows(breaches: pd.DataFrame | None, since, until) -> pd.DataFrame:
     """The threshold breaches that overlap the week, by start (metrics.breaches' frame)."""
     cols = ["metric", "level", "start", "end", "duration_min", "peak", "threshold", "labels"]
@@ -189,14 +194,14 @@ def since_last_week(pending: pd.DataFrame, previous: dict | None) -> pd.DataFram
 
 # -- the findings ------------------------------------------------------------------------------
 def findings(*, subject, breaches, postmortems, checks, failed_reports, settings, ddl, indexes, events,
-             gaps, quiet, last_check, pending) -> list[dict]:
+             gaps, quiet, last_check, pending, metrics_source: str = "") -> list[dict]:
     """The handoff's findings: incidents, changes, monitoring health, then the pending tasks."""
     out = []
     for b in breaches.itertuples():
         out.append(finding("breach", "critical" if b.level == "critical" else "warning", b.metric,
                            f"{b.metric} over its {b.level} threshold {b.threshold:g} for {b.duration_min:g} min "
                            f"from {fmt(b.start)}", f"peak {b.peak:g}", "vhdiag report postmortem -p around="
-                           f"{pd.Timestamp(b.start).isoformat()} -p metrics=SOURCE", level=b.level,
+                           f"{pd.Timestamp(b.start).isoformat()} -p metrics={metrics_source or 'SOURCE'}", level=b.level,
                            start=b.start, end=b.end, peak=b.peak))
     for p in postmortems:
         out.append(finding("postmortem", "info", p["period"], f"Post-mortem: {p['title']}", p.get("words", ""),
@@ -213,7 +218,8 @@ def findings(*, subject, breaches, postmortems, checks, failed_reports, settings
         out.append(finding("settings_change", "info", s.name, f"{s.name}: {s.before} -> {s.after}",
                            f"between the snapshots before {fmt(s.ts)}", "", ts=s.ts))
     for d in ddl:
-        out.append(finding("ddl", "info", "ddl", f"DDL: {d['query'][:120]}", d["query"], "", queryid=d["queryid"],
+        out.append(finding("ddl", "info", "ddl", f"DDL: {d['query'].split(' (ran between')[0][:120]}", d["query"], "",
+                           queryid=d["queryid"],
                            query=d["query"], ts=d["ts"]))
     for i in indexes.itertuples():
         out.append(finding(f"index_{i.change}", "info", f"{i.schema}.{i.index}",

@@ -136,7 +136,8 @@ def _build(inputs, p, cfg, start, end) -> HandoffReport:
     r.findings = H.findings(subject=name, breaches=r.breaches, postmortems=r.postmortems, checks=r.checks,
                             failed_reports=r.failed_reports, settings=r.settings_changes, ddl=r.ddl,
                             indexes=r.index_changes, events=r.server_events, gaps=r.gaps, quiet=r.quiet,
-                            last_check=last if in_week or not inputs.has_history else None, pending=r.pending)
+                            last_check=last if in_week or not inputs.has_history else None, pending=r.pending,
+                            metrics_source=p["metrics"])
     return r
 
 
@@ -213,8 +214,9 @@ def _health(snaps, start, end, last, good, p, n_gaps, n_quiet) -> pd.DataFrame:
     inside = snaps[(snaps["ts"] > start) & (snaps["ts"] <= end)] if len(snaps) else snaps
     if len(inside):
         step = inside["ts"].sort_values().diff().median()
-        snap = f"{len(inside)} in the week" + (f", about every {H.hours(step) * 60:.0f} min" if pd.notna(step) else "") \
-            + f"; the last {H.fmt(inside['ts'].max())}"
+        every = "" if pd.isna(step) else (f", about every {H.hours(step):g} h" if step >= pd.Timedelta(hours=2)
+                                          else f", about every {step.total_seconds() / 60:.0f} min")
+        snap = f"{len(inside)} in the week{every}; the last {H.fmt(inside['ts'].max())}"
     else:
         snap = "none in the week"
     rows = [("snapshots", snap),
@@ -245,6 +247,16 @@ def postmortem_links(r: HandoffReport):
         return Html("<p><em>no post-mortem report of this week in the report folder</em></p>")
     return Html("<ul>" + "".join(f'<li><a href="{esc(x["link"])}">post-mortem {esc(x["title"])}</a></li>'
                                  for x in r.postmortems) + "</ul>")
+
+
+def breach_table(r: HandoffReport) -> pd.DataFrame:
+    """The breaches, without the labels column when no metric has labels."""
+    b = r.breaches
+    return b.drop(columns="labels") if b is not None and (b["labels"].fillna("{}") == "{}").all() else b
+
+
+def worst_first(r: HandoffReport) -> list[dict]:
+    return H.by_severity(r.findings)
 
 
 def ddl_rows(r: HandoffReport) -> pd.DataFrame:

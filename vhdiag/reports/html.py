@@ -96,7 +96,7 @@ def _period(since, until) -> str:
 def _row(row: dict) -> str:
     totals = dict.fromkeys(SEVERITIES, 0)
     links, latest = [], ""
-    for name in sorted(row["reports"], key=lambda n: (n == "handoff", n or "")):
+    for name in sorted(row["reports"], key=lambda n: (n != "handoff", n or "")):
         runs = row["reports"][name]
         ok, bad = runs.get("ok"), runs.get("failed")
         if bad and (ok is None or bad[0].get("generated_at", "") > ok[0].get("generated_at", "")):
