@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from ..redact import redact_secrets
 from . import schema as S
 from .deltas import counter_diff
+from .tablerows import table_rows, table_snapshots
 
 SUMMED = [c for c in S.STATEMENT_COUNTERS]
 
@@ -177,19 +178,15 @@ def statement_series(conn, target_id: int, queryid: int, since, until) -> pd.Dat
 
 
 def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
-    t, s = S.table_stats, S.snapshots
-    q = sa.select(s.c.ts, t.c.schema, t.c.table, *[getattr(t.c, c) for c in S.TABLE_FIELDS], t.c.size_skipped) \
-        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id)
     # The window's start is the last observation at or before `since`, so growth covers it all
-    # (after retention, table rows exist for one snapshot a day: look among those).
+    # (after retention, table rows exist for one snapshot a day: look among those). Rows are
+    # stored only when they change: tablerows.py gives them back one per snapshot and table.
+    snaps = table_snapshots(conn, target_id, until)
+    window = snaps
     if since is not None:
-        start = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
-            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime(),
-            sa.exists().where(t.c.snapshot_id == s.c.id))).scalar()
-        q = q.where(s.c.ts >= (start if start is not None else since.to_pydatetime()))
-    if until is not None:
-        q = q.where(s.c.ts <= until.to_pydatetime())
-    frame = pd.read_sql(q, conn)
+        before = snaps[snaps["ts"] <= since]
+        window = snaps[snaps["ts"] >= (before["ts"].max() if len(before) else since)]
+    frame = table_rows(conn, target_id, snaps, window)
     cols = GROWTH_COLUMNS
     if frame.empty:
         return pd.DataFrame(columns=cols)
@@ -265,10 +262,11 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
 def table_series(conn, target_id: int, since, until) -> pd.DataFrame:
     """Per snapshot and table: ts, schema, table, total_bytes, n_live_tup, n_dead_tup (sizes skipped
     behind a lock left out), for growth forecasts."""
-    t, s = S.table_stats, S.snapshots
-    q = sa.select(s.c.ts, t.c.schema, t.c.table, t.c.total_bytes, t.c.n_live_tup, t.c.n_dead_tup) \
-        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id, ~t.c.size_skipped)
-    q = _between(q, s.c.ts, since, until)
-    frame = pd.read_sql(q.order_by(s.c.ts), conn)
-    frame["ts"] = utc_series(frame["ts"])
+    snaps = table_snapshots(conn, target_id, until)
+    window = snaps[snaps["ts"] > since] if since is not None else snaps
+    frame = table_rows(conn, target_id, snaps, window)
+    frame = frame[~frame["size_skipped"].astype(bool)]
+    frame = frame[["ts", "schema", "table", "total_bytes", "n_live_tup", "n_dead_tup"]]
+    frame = frame.sort_values(["ts", "schema", "table"], kind="stable").reset_index(drop=True)
+    frame["ts"] = utc_series(frame["ts"]) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
     return as_live(frame, strings=("schema", "table"), ints=("total_bytes", "n_live_tup", "n_dead_tup"))

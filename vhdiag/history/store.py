@@ -202,9 +202,13 @@ class History(SnapshotWriter):
     def snapshot(self, target, name: str | None = None) -> dict:
         """Collect from ``target`` and record one snapshot; returns a summary dict."""
         from .snapshot import collect
+        from .sparse import size_plan
         self._ready(guard.CREATE)  # a store that cannot take it is refused before the target is queried
-        frames = collect(target)
-        return self.record(frames, name or default_target_name(target))
+        name = name or default_target_name(target)
+        with self._read() as conn:
+            plan = size_plan(conn, name, pd.Timestamp.now(tz="UTC"))
+        frames = collect(target, plan)
+        return self.record(frames, name)
 
     def targets(self) -> pd.DataFrame:
         with self._read() as conn:
