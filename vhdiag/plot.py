@@ -96,7 +96,8 @@ AXIS = {"total_exec_ms": "total execution time (ms)", "mean_exec_ms": "mean exec
         "shared_blks_read": "shared blocks read", "temp_blks_written": "temp blocks written",
         "extra_ms": "extra execution time against the baseline (ms)", "n_live_tup": "live rows",
         "n_dead_tup": "dead rows", "seq_scan": "sequential scans", "idx_scan": "index scans",
-        "growth_bytes_per_day": "growth (bytes/day)", "age_s": "age (s)"}
+        "growth_bytes_per_day": "growth (bytes/day)", "age_s": "age (s)", "total_bytes": "total size (bytes)",
+        "table_bytes": "table size (bytes)", "index_bytes": "index size (bytes)"}
 _SUFFIX = (("_bytes_per_day", "bytes/day"), ("_ms", "ms"), ("_pct", "%"), ("_bytes", "bytes"), ("_s", "s"))
 # The column that names a row, most specific first: statements by their text, then relations.
 NAME_COLUMNS = ("query", "index", "table", "relation", "sequence", "name", "application", "database")
