@@ -55,6 +55,14 @@ CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idl
               "metrics", "metrics_window", "metrics_min_duration")
 
 
+LAB_OWN = ("dir", "port", "start_timeout_s")   # [lab]: vhdiag lab
+
+
+def test_every_lab_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in LAB_OWN]
+    assert len(lines) == len(LAB_OWN) and all("vhdiag's own" in ln for ln in lines)
+
+
 def test_every_checks_default_says_it_is_vhdiags_own():
     lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CHECKS_OWN]
     assert len(lines) == len(CHECKS_OWN)
@@ -83,7 +91,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN, *CHECKS_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN, *LAB_OWN):
             assert "runbook" in line, line
 
 
@@ -124,7 +132,7 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
      "(known keys under [thresholds.cpu_pct]: warning, critical)"),
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
-     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics)"),
+     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics, lab)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",
