@@ -81,7 +81,7 @@ def test_explore_notebook_is_thin_and_holds_references_only():
     for banned in ("def ", "class ", "lambda", "\nfor ", "while ", "import os", "environ", "postgresql://", "open(",
                    "savefig", "to_csv"):
         assert banned not in code, banned
-    assert max(len(c.splitlines()) for c in cells) <= 8
+    assert max(len(c.splitlines()) for c in cells) <= 9
 
 
 def test_report_names_and_alias():
