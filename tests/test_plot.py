@@ -158,3 +158,31 @@ def test_long_query_text_wraps_in_a_readable_column():
     assert '<td class="q" style="text-align: left; min-width: 22em; white-space: normal; overflow-wrap: anywhere">' \
         in markup
     assert '<div class="vh-scroll">' in markup and "word-break" not in markup
+
+
+def test_compare_on_a_log_scale_labels_ticks_as_plain_numbers():
+    """Means from 0.01 ms to 1 s: a log scale, whose default tick labels are mathtext
+    (``$\\mathdefault{10^{-1}}$``), shown raw once every figure is drawn plain."""
+    import pandas as pd
+    frame = pd.DataFrame({"queryid": [1, 2], "query": ["SELECT 1", "SELECT 2"], "status": ["regressed", "new"],
+                          "mean_exec_ms": [1000.0, 0.01], "baseline_mean_exec_ms": [10.0, None]})
+    fig = plot.compare(frame)
+    png(fig)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and len(ax.patches) == 4
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert shown and not [t for t in shown if "$" in t or "mathdefault" in t], shown
+    assert "1000" in shown or "1e+03" in shown
+
+
+def test_one_interval_keeps_a_time_axis_of_its_own_length():
+    """A single interval (two snapshots): the mean's one point once stretched its axis over five years."""
+    import pandas as pd
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2026-11-29T12:15:00Z"]), "interval_s": [900.0], "calls": [2],
+                          "mean_exec_ms": [5.0], "complete": [True]})
+    fig = plot.statement(frame, 1)
+    png(fig)
+    import matplotlib.dates as mdates
+    for ax in fig.axes:
+        lo, hi = (mdates.num2date(x) for x in ax.get_xlim())
+        assert (hi - lo).total_seconds() <= 900 * 1.2, (lo, hi)

@@ -241,6 +241,9 @@ def _statement_axes(calls_ax, mean_ax, frame: pd.DataFrame) -> None:
         mean_ax.plot(mid[bad], mean[bad], "x", color="red", markersize=9, label="incomplete interval")
         mean_ax.legend(loc="upper left", fontsize=8)
     mean_ax.set_ylim(bottom=0, top=max(float(mean.max()) * 1.2, 1e-3) if mean.notna().any() else 1)
+    if len(frame):      # both panels span the intervals (one point alone stretched its axis over years)
+        for ax in (calls_ax, mean_ax):
+            ax.set_xlim(begin.min(), end.max())
     calls_ax.set_ylabel("calls per interval")
     mean_ax.set_ylabel("mean execution time (ms)")
     if not len(frame):
@@ -369,7 +372,10 @@ def compare(comparison: pd.DataFrame, n: int = 10, title: str | None = None):
                 label="window")
         positive = [v for v in list(now) + list(before) if v == v and v > 0]
         if positive and max(positive) / min(positive) > 100:
-            ax.set_xscale("log")
+            from matplotlib.ticker import FuncFormatter, NullFormatter
+            ax.set_xscale("log")     # its default tick labels are mathtext, which _plain shows raw
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         for i, (s, a, b) in enumerate(zip(status, now, before)):
             ratio = f" {a / b:,.1f}×" if a == a and b == b and b > 0 else ""
             ax.text(1.01, i, f"{s}{ratio}", transform=ax.get_yaxis_transform(), va="center", fontsize=8,
