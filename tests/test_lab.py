@@ -55,7 +55,8 @@ def test_lab_starts_answers_and_is_stopped(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime")}
     proc = subprocess.Popen([sys.executable, "-m", "vhdiag", "lab", "--no-browser", "--port", str(port),
-                             "--dir", str(folder), "--dsn", DSN, "--history", str(tmp_path / "h.sqlite")],
+                             "--dir", str(folder), "--dsn", DSN, "--history", str(tmp_path / "h.sqlite"),
+                             "--target-name", "shop"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     out, url = [], None
@@ -75,6 +76,11 @@ def test_lab_starts_answers_and_is_stopped(tmp_path):
         shipped = json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())
         assert status == 200 and json.loads(body)["content"]["cells"][1]["source"] == \
             "".join(shipped["cells"][1]["source"])
+        # The kernels JupyterLab starts inherit its environment: the DSN is there, by name.
+        (child,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        environ = dict(v.split("=", 1) for v in Path(f"/proc/{child}/environ").read_text().split("\0") if "=" in v)
+        assert (environ["VHDIAG_DSN"], environ["VHDIAG_TARGET_NAME"]) == (DSN, "shop")
+        assert environ["VHDIAG_HISTORY"] == f"sqlite:///{tmp_path / 'h.sqlite'}"
         with pytest.raises(urllib.error.HTTPError) as err:      # the token is required
             get(f"http://127.0.0.1:{port}/api/contents/explore.ipynb")
         assert err.value.code == 403
@@ -84,6 +90,7 @@ def test_lab_starts_answers_and_is_stopped(tmp_path):
     printed = "".join(out)
     assert printed.startswith(f"vhdiag lab: copied explore.ipynb into {folder}\n")
     assert "  database: monitor@127.0.0.1:1/shop (as $VHDIAG_DSN in the kernel)\n" in printed
+    assert f"  history:  sqlite:///{tmp_path / 'h.sqlite'} (target shop)\n" in printed
     if os.geteuid() == 0:
         assert "running as root: JupyterLab is started with --allow-root" in printed
     assert SECRET not in printed

@@ -43,6 +43,8 @@ def register(sub) -> None:
     p.add_argument("--dsn", metavar="TARGET", default=None,
                    help="DSN or env:NAME (default: $VHDIAG_DSN, then $DATABASE_URL)")
     history_argument(p)
+    p.add_argument("--target-name", default=None, metavar="NAME",
+                   help="the database's name in the store (default: host:port/dbname, as vhdiag snapshot names it)")
     p.add_argument("--dir", default=lab["dir"], metavar="DIR",
                    help=f"working folder for the notebooks (default: ./{lab['dir']}, created 0700)")
     p.add_argument("--port", type=int, default=lab["port"], help=f"port on 127.0.0.1 (default {lab['port']})")
@@ -109,12 +111,14 @@ def run(args) -> int:
     notebook, copied = copy_notebook(folder)
     token = secrets.token_hex(24)
     env = {**os.environ, **dsn_env, "VHDIAG_HISTORY": history, "JUPYTER_TOKEN": token}
+    if args.target_name:
+        env["VHDIAG_TARGET_NAME"] = args.target_name
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={folder}"]
     cmd.append("--no-browser" if args.no_browser else f"--LabApp.default_url=/lab/tree/{NOTEBOOK}")
     echo(f"vhdiag lab: {copied}")
     echo(f"  database: {where}")
-    echo(f"  history:  {history}")
+    echo(f"  history:  {history}" + (f" (target {args.target_name})" if args.target_name else ""))
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
         echo("  running as root: JupyterLab is started with --allow-root (it refuses root otherwise)")
