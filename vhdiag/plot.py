@@ -196,7 +196,7 @@ def top(frame: pd.DataFrame, by: str = "total_exec_ms", n: int = 10, title: str 
         fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(rows), 1) + 1.1))
         shown = [x / scale for x in v]
         ax.barh(range(len(rows)), shown, color="#4c72b0")
-        suffix = {"%": " %", "ms": " ms"}.get(xlabel.rsplit("(", 1)[-1].rstrip(")"), "")
+        suffix = f" {unit}" if unit else {"%": " %", "ms": " ms"}.get(xlabel.rsplit("(", 1)[-1].rstrip(")"), "")
         for i, x in enumerate(shown):
             ax.text(x, i, f" {x:,.1f}{suffix}" if suffix or unit else f" {x:,.0f}", va="center", fontsize=8)
         ax.set_yticks(range(len(rows)), row_names(rows), fontsize=8)
