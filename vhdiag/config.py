@@ -185,6 +185,9 @@ def _check_values(cfg: dict, source: str) -> None:
         if not name.strip() or not METRIC_ID.match(metric):
             raise ConfigError(f"{source}: metrics.names.{json.dumps(name)} = {_toml(metric)} does not map a column "
                               f"name to a metric id: e.g. \"p95 ms\" = \"response_time_p95_ms\"")
+    if not cfg["history"]["gap_factor"] > 1:
+        raise ConfigError(f"{source}: history.gap_factor = {cfg['history']['gap_factor']} must be above 1 "
+                          "(an interval this many times the usual one is a gap), e.g. gap_factor = 3.0")
     scaling = cfg["autoscaling"]
     if scaling["min_replicas"] > scaling["max_replicas"]:
         raise ConfigError(f"{source}: autoscaling.min_replicas ({scaling['min_replicas']}) is above max_replicas "
