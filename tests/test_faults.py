@@ -13,6 +13,7 @@ Under the ``faults`` marker (registered in pyproject.toml); CI runs them.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -163,3 +164,123 @@ def test_store_disk_full_is_one_line_and_loses_nothing(server, small_disk, capsy
     assert run(capsys, *args)[0] == 0
     assert_sound(path)
     assert len(rows(path)["snapshots"]) == 3
+
+
+# -- reports: SIGKILL in the middle, and two at once ---------------------------------------------------
+@pytest.fixture
+def reported(server, tmp_path):
+    """A store of two snapshots with some work between them, and the fixed window of the runs."""
+    path = tmp_path / "h.sqlite"
+    dsn = server.dsn(DB)
+    with vhdiag.connect(dsn) as target, History(str(path)) as history:
+        history.snapshot(target, "shop")
+        with server.admin(DB) as conn:
+            for i in range(20):
+                conn.execute("SELECT count(*) FROM t WHERE v = %s", (str(i),))
+        history.snapshot(target, "shop")
+    now = time.time()
+    window = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (now - 3600, now)]
+    return dsn, path, window
+
+
+def report_command(dsn, store, window, out) -> list[str]:
+    return [sys.executable, "-m", "vhdiag", "report", "slow_queries", "--dsn", dsn, "--history", str(store),
+            "--target-name", "shop", "--since", window[0], "--until", window[1], "--out", str(out)]
+
+
+def report_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def finished(out: Path) -> dict:
+    """sha256 of every file outside the temporary folders of runs."""
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file() and ".partial-" not in p.as_posix()}
+
+
+def descendants(pid: int) -> list[int]:
+    """pid's children, grandchildren ... (the report's kernel is one)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, pp in parents.items() if pp in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+def test_sigkill_mid_report_leaves_the_previous_report_and_the_index(reported, tmp_path):
+    dsn, store, window = reported
+    out = tmp_path / "reports"
+    cmd = report_command(dsn, store, window, out)
+    first = subprocess.run(cmd, env=report_env(), capture_output=True, text=True, timeout=240)
+    assert first.returncode == 0, first.stderr
+    before = finished(out)
+    assert "index.html" in before and any(n.endswith("/slow_queries.html") for n in before), before
+    store_rows = rows(store)
+
+    proc = subprocess.Popen(cmd, env=report_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        # The kernel runs once papermill has written the notebook it fills in, in the run's own folder.
+        running = eventually(lambda: list(out.glob("shop/.*.partial-*/slow_queries.ipynb")), bool, timeout=120)
+        assert running, "the second run never started its notebook"
+        time.sleep(0.5)
+        victims = [proc.pid, *descendants(proc.pid)]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert finished(out) == before                    # every file of the previous run, byte for byte
+    assert rows(store) == store_rows
+    assert_sound(store)
+    # The next run clears the dead run's folder and replaces the report whole.
+    again = subprocess.run(cmd, env=report_env(), capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr
+    assert not list(out.glob("shop/.*.partial-*"))
+    assert set(finished(out)) == set(before)
+    assert_whole(out)
+
+
+def assert_whole(out: Path) -> None:
+    """One period folder holding one complete slow-query report, listed once by the index."""
+    folders = [p for p in (out / "shop").iterdir() if not p.name.startswith(".")]
+    assert len(folders) == 1, folders
+    folder = folders[0]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "slow_queries.html", "slow_queries.ipynb", "slow_queries.plans.json", "slow_queries.report.json",
+        "slow_queries.summary.json"]
+    meta = json.loads((folder / "slow_queries.report.json").read_text())
+    assert meta["status"] == "ok"
+    summary = json.loads((folder / "slow_queries.summary.json").read_text())
+    assert summary["report"] == "slow_queries" and summary["target"] == "shop"
+    json.loads((folder / "slow_queries.ipynb").read_text())
+    assert (folder / "slow_queries.html").read_text().rstrip().endswith("</html>")
+    assert (out / "index.html").read_text().count('href="shop/' + folder.name + '/slow_queries.html"') == 1
+
+
+def test_two_reports_of_the_same_period_at_once_both_finish_and_the_folder_is_whole(reported, tmp_path):
+    dsn, store, window = reported
+    out = tmp_path / "reports"
+    cmd = report_command(dsn, store, window, out)
+    procs = [subprocess.Popen(cmd, env=report_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    # Both finish (the later rename wins, each file whole), or one is refused with one line.
+    for proc, (_, err) in zip(procs, results):
+        assert proc.returncode == 0 or (proc.returncode == 1 and err.startswith("Error: ")
+                                        and err.count("\n") == 1), err
+    assert 0 in [p.returncode for p in procs]
+    assert not list(out.glob("shop/.*.partial-*"))
+    assert not (out / "shop" / ".failed").exists()
+    assert_whole(out)
+    assert_sound(store)
