@@ -35,6 +35,7 @@ from vhdiag.history import History
 from vhdiag.history.check import check
 
 from helpers import ensure_database, eventually
+from prometheus_harness import prometheus  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -284,3 +285,44 @@ def test_two_reports_of_the_same_period_at_once_both_finish_and_the_folder_is_wh
     assert not (out / "shop" / ".failed").exists()
     assert_whole(out)
     assert_sound(store)
+
+
+# -- Prometheus stopped during a range query ----------------------------------------------------------
+def test_prometheus_killed_between_the_requests_of_a_range_is_one_line(prometheus, tmp_path, monkeypatch, capsys):
+    """A Prometheus of this test alone (on a copy of the planted blocks), SIGKILLed once it has
+    answered the first of the four requests seven days at 15 s take."""
+    from prometheus_harness import _find, _wait_ready
+    from vhdiag.metrics import prometheus as P
+    from vhdiag.server import free_port
+    data = tmp_path / "data"
+    shutil.copytree(prometheus.data_dir, data, ignore=shutil.ignore_patterns("lock", "wal", "chunks_head"))
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text("global:\n  scrape_interval: 15s\n")
+    port, log_path = free_port(), tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([_find("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
+                                 "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, proc, log_path)
+        answered = []
+        original = P.Prometheus.query_range
+
+        def kill_after_first(self, *a, **kw):
+            if answered:
+                proc.kill()
+                proc.wait(timeout=30)
+            answered.append(original(self, *a, **kw))
+            return answered[-1]
+        monkeypatch.setattr(P.Prometheus, "query_range", kill_after_first)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(prometheus.start))
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(prometheus.end))
+        code, out, err = run(capsys, "metrics", url, "--since", since, "--until", until, "--step", "15s",
+                             "--query", "cpu_pct=vhdiag_planted_cpu_pct")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(answered) == 1 and proc.returncode == -signal.SIGKILL
+    assert (code, out, err) == (1, "", f"Error: cannot reach Prometheus at {url} (connection refused): is it "
+                                       "running, and is this its base URL (e.g. http://host:9090)?\n")
