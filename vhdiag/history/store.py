@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -48,14 +49,31 @@ def normalize_url(url: str | None) -> str:
     """A path or sqlite:/// URL for SQLite; postgresql:// (any driver) for PostgreSQL."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("postgresql+", "sqlite:")):
+        try:
+            parsed = sa.engine.make_url(url)
+            after_host = [parsed.database or "", *map(str, parsed.query.keys()), *map(str, parsed.query.values())]
+            if not url.startswith("sqlite:") and (any("@" in part for part in after_host)
+                                                  or "://" in url.split("://", 1)[1]):
+                # postgresql:///u:pw@h or ?u:pw@h: credentials where the database or options go, shown.
+                raise ValueError("credentials after the host")
+        except (ValueError, sa.exc.ArgumentError):
+            # SQLAlchemy's message quotes the URL, password and all: name the parts instead.
+            raise ConfigError("malformed history store URL (check the host, port and any brackets): expected "
+                              "postgresql://user@host:5432/db or sqlite:///PATH") from None
         return url
     if "://" in url:
-        raise ConfigError(f"unsupported history store URL scheme {url.split('://')[0]!r}: "
+        scheme = url.split("://")[0]
+        # Quoted only when it is a scheme: "password=pw postgresql://..." is not one, and not shown.
+        shown = f" {scheme!r}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme) else ""
+        raise ConfigError(f"unsupported history store URL scheme{shown}: "
                           "use a file path, sqlite:///PATH or postgresql://user@host/db")
     # No folder is made here: a reader must not, and a writer makes it 0700 (guard.create_sqlite_file).
-    return f"sqlite:///{Path(url).expanduser().resolve()}"
+    try:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    except (ValueError, RuntimeError, OSError) as exc:   # a NUL byte; a ~user that does not exist
+        raise ConfigError(f"history store path is not usable ({exc}): give --history a file path") from None
 
 
 class History(SnapshotWriter):
