@@ -30,7 +30,6 @@ import sqlalchemy as sa
 import vhdiag
 import vhdiag.target
 from vhdiag import cli
-from vhdiag.errors import VhdiagError
 from vhdiag.history import History
 from vhdiag.history.check import check
 

@@ -124,7 +124,8 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
      "(known keys under [thresholds.cpu_pct]: warning, critical)"),
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
-     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics, history)"),
+     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics, "
+     "history)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

@@ -8,7 +8,6 @@ bytes stay the same. Damage is done by hand here, to real stores written by real
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from pathlib import Path
 

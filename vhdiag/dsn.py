@@ -106,8 +106,8 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
         raise ConfigError(f"malformed DSN (a second scheme inside the URI): {hint}")
     if looks_like_uri and re.search(r"\s", conninfo):
         # "postgresql:// password=pw" parses with the words as the host name, shown in every message.
-        raise ConfigError(f"malformed DSN (a space in a URI): percent-encode it as %20, or write the whole DSN "
-                          f"as words 'host=... dbname=...'")
+        raise ConfigError("malformed DSN (a space in a URI): percent-encode it as %20, or write the whole DSN "
+                          "as words 'host=... dbname=...'")
     try:
         params = conninfo_to_dict(conninfo)
     except Exception as exc:  # psycopg.ProgrammingError: libpq's own parse message

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..errors import VhdiagError
+from ..errors import ConfigError, VhdiagError
 from ..files import FILE_MODE, private_dir
 from . import schema as S
 
@@ -181,3 +181,18 @@ def disk_full(path: Path, exc: BaseException) -> bool:
 def full(where: str) -> VhdiagError:
     return VhdiagError(f"the disk of history store {where} is full: free space there or give --history a path "
                        "on another disk")
+
+
+def check_url(url: str) -> None:
+    """A store URL SQLAlchemy can parse, with nothing like credentials where messages show it
+    (``postgresql://u:pw@[::1`` was a traceback; ``postgresql:///u:pw@h`` shows as the database)."""
+    try:
+        parsed = sa.engine.make_url(url)
+        shown = [parsed.database or "", *map(str, parsed.query.keys()), *map(str, parsed.query.values())]
+        nested = "://" in url.split("://", 1)[1]
+        if not url.startswith("sqlite:") and (nested or any("@" in part for part in shown)):
+            raise ValueError("credentials after the host")
+    except (ValueError, sa.exc.ArgumentError):
+        # SQLAlchemy's message quotes the URL, password and all: name the parts instead.
+        raise ConfigError("malformed history store URL (check the host, port and any brackets): expected "
+                          "postgresql://user@host:5432/db or sqlite:///PATH") from None

@@ -51,17 +51,7 @@ def normalize_url(url: str | None) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("postgresql+", "sqlite:")):
-        try:
-            parsed = sa.engine.make_url(url)
-            after_host = [parsed.database or "", *map(str, parsed.query.keys()), *map(str, parsed.query.values())]
-            if not url.startswith("sqlite:") and (any("@" in part for part in after_host)
-                                                  or "://" in url.split("://", 1)[1]):
-                # postgresql:///u:pw@h or ?u:pw@h: credentials where the database or options go, shown.
-                raise ValueError("credentials after the host")
-        except (ValueError, sa.exc.ArgumentError):
-            # SQLAlchemy's message quotes the URL, password and all: name the parts instead.
-            raise ConfigError("malformed history store URL (check the host, port and any brackets): expected "
-                              "postgresql://user@host:5432/db or sqlite:///PATH") from None
+        guard.check_url(url)
         return url
     if "://" in url:
         scheme = url.split("://")[0]
