@@ -101,7 +101,7 @@ def _coded(col: pd.Series):
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes, uniques = col.cat.codes.to_numpy(), col.cat.categories
     else:
-        codes, uniques = pd.factorize(col.to_numpy())
+        codes, uniques = pd.factorize(col)
     texts = [str(u) for u in uniques]
     rank = np.empty(len(texts) + 1, dtype=np.int64)
     order = sorted(range(len(texts)), key=texts.__getitem__)
