@@ -243,7 +243,7 @@ class _FlakyTarget:
         self.errors = list(errors)
         self.calls = 0
 
-    def query(self, sql):
+    def query(self, sql, params=None):
         self.calls += 1
         if self.errors:
             raise self.errors.pop(0)
