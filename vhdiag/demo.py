@@ -146,31 +146,49 @@ def run_workload(server: LocalServer) -> list[tuple[str, int, float]]:
 
 def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout, report: bool = True,
         reports_dir: str = "reports") -> int:
+    """Start the server, seed it, replay a simulated week (vhdiag/demo_week.py), print what vhdiag
+    sees, and write the week's reports, the incident's post-mortem and a morning check. Safe to
+    run again: the database is reused, the demo's own history store and metrics start afresh, and
+    each report replaces the one of the same period."""
     import pandas as pd
 
     import vhdiag
+    from . import demo_week
     from .display import render, terminal_safe
+    from .files import write_private
     from .history import History
+    from .history.metrics import import_metrics
+    from .reports.periods import calendar_window
 
     def say(text=""):
         # The lines are vhdiag's; what is in them (names, query text, findings) is the server's.
         print(terminal_safe(text, keep="\n"), file=out, flush=True)
 
+    steps = 5 if report else 3
     started = time.perf_counter()
+    say(f"[1/{steps}] starting the embedded PostgreSQL and seeding the sample database")
     server = start_server(Path(data_dir) if data_dir else None)
     created = seed(server)
-    say(f"vhdiag demo: embedded PostgreSQL {server.major} in {server.data_dir} "
-        f"({'created' if created else 'reused'} database {DB})")
+    say(f"  PostgreSQL {server.major} in {server.data_dir} ({'created' if created else 'reused'} database {DB}; "
+        f"demo data, seed {demo_week.SEED})")
     dsn = server.dsn(DB, via="socket")
-    history_url = str(server.data_dir.parent / "history.sqlite")
-    with vhdiag.connect(dsn) as target, History(history_url) as history:
-        # Snapshots around the workload: the report reads the deltas between them.
-        history.snapshot(target, DEMO_TARGET)
-        workload_started = pd.Timestamp.now(tz="UTC")
-        for label, calls, seconds in run_workload(server):
-            say(f"  workload: {calls:5d} x {label} ({seconds:.1f} s)")
-        history.snapshot(target, DEMO_TARGET)
+    home = server.data_dir.parent
+    history_url = str(home / "history.sqlite")
+    for stale in home.glob("history.sqlite*"):       # the demo's own store: a second run starts it afresh
+        stale.unlink()
+    now = pd.Timestamp.now(tz="UTC")
+    week_start, _ = calendar_window(week="last", now=now)
+    say(f"[2/{steps}] replaying ISO week {week_start:%G-W%V} (planted: a settings change, the connection pool "
+        "exhausted, DDL, a new statement)")
+    with History(history_url) as history:
+        week = demo_week.simulate(server, history, DEMO_TARGET, week_start, APP_ROLE, DB, say)
+    metrics = demo_week.metric_history(week.start, now)
+    metrics_file = home / "metrics.csv"
+    write_private(metrics_file, metrics.to_csv(index=False))
+    import_metrics(history_url, metrics, DEMO_TARGET)
+    say(f"  {week.snapshots} snapshots; {len(metrics):,} metric samples in {metrics_file}")
 
+    say(f"[3/{steps}] what vhdiag sees now")
     with vhdiag.connect(dsn) as target:
         statements = target.statements()
         app = statements[statements["user"] == APP_ROLE]
@@ -193,14 +211,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     say(render(flagged, "table", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of"]).rstrip())
 
     if report:
-        from .reports import run_report
-        say("\n== Slow-query report over the workload (papermill; `vhdiag report slow_queries`) ==")
-        result = run_report("slow_queries", target=dsn, history=history_url, target_name=DEMO_TARGET,
-                            since=workload_started - pd.Timedelta(seconds=1), until=pd.Timestamp.now(tz="UTC"),
-                            out=reports_dir, progress=False)
-        for finding in result.findings:
-            say(f"  [{finding['severity']}] {terminal_safe(finding['title'])}")
-        say(f"  HTML: {result.html}\n  findings: {result.summary}")
+        _reports(dsn, history_url, week, now, reports_dir, steps, say)
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
     if keep_running:
@@ -210,3 +221,28 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     else:
         server.stop()
     return 0
+
+
+def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int, say) -> None:
+    """The week's reports, the incident's post-mortem and a morning check, all marked demo data."""
+    from . import checks
+    from .reports import run_report
+    say(f"\n[4/{steps}] the weekly reports of {week.iso_week} and the post-mortem of the incident (papermill)")
+    runs = [("slow_queries", {"week": week.iso_week}, []), ("capacity", {"week": week.iso_week}, []),
+            ("postmortem", {}, [f"around={week.incident_middle.isoformat()}",
+                                "title=Connection pool exhausted: half the requests failing"])]
+    for name, period, assignments in runs:
+        result = run_report(name, target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
+                            assignments=assignments, progress=False, now=now, **period)
+        counts = {s: sum(f.get("severity") == s for f in result.findings) for s in ("critical", "warning", "info")}
+        found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+        say(f"  {result.title}: {found} -> {result.html}")
+    say(f"[5/{steps}] a morning check (the runbook's daily checklist)")
+    check = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET, metrics=history_url,
+                       now=now)
+    counts = check.counts()
+    say(f"  {len(check.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+    for r in check.results:
+        if r.status != "pass":
+            say(f"  [{r.status.upper()}] {r.check}: {r.evidence}")
+    say(f"\nOpen {Path(reports_dir).resolve() / 'index.html'}")
