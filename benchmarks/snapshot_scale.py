@@ -9,13 +9,19 @@ Then, ``--runs`` times each (min and median printed, with the load average):
 
 - **raw**: the exact statements a snapshot's collection sends (captured from vhdiag's engine on a
   warm-up collection), run once each through a plain psycopg connection, rows fetched as tuples:
-  the plainest alternative, and the floor vhdiag's client side adds to;
+  the plainest alternative, and the floor vhdiag's client side adds to. Twice: the statements of
+  a snapshot that sizes only the tables whose statistics moved (none here: the workload is idle
+  between snapshots), and those of the day's full sizing (every table, as every snapshot did
+  before schema 4);
 - **collect**: ``vhdiag.history.snapshot.collect(target)`` on an open Target (every snapshot
   collector, typed frames), with the time per collector, and the server time of vhdiag's own
   statements (pg_stat_statements' total_exec_time of the marked statements, before and after);
 - **record**: ``History.record`` of those frames into an SQLite store holding earlier snapshots;
 - **snapshot**: ``History(url).snapshot(vhdiag.connect(dsn))`` in process: connect, collect, record;
-- **cli**: ``python -m vhdiag snapshot`` as a subprocess (interpreter start and imports included).
+- **cli**: ``python -m vhdiag snapshot`` as a subprocess (interpreter start and imports included);
+- **store**: bytes the SQLite store grows by per snapshot, when every snapshot sizes every table
+  and writes every row (``full``: what vhdiag did before schema 4) and when it writes only
+  changed rows.
 
 ``--profile`` prints cProfile's top functions of one collect + record.
 
@@ -46,7 +52,8 @@ import vhdiag  # noqa: E402
 from vhdiag.history import History  # noqa: E402
 from vhdiag.history import snapshot as snapshot_mod  # noqa: E402
 from vhdiag.marker import MARKER  # noqa: E402
-from vhdiag.server import LocalServer, embedded_bin_dir  # noqa: E402
+from vhdiag.binaries import embedded_bin_dir  # noqa: E402
+from vhdiag.server import LocalServer  # noqa: E402
 
 DB = "bench"
 CHUNK = 250  # tables per DO block: each holds its new relations' locks until it commits
@@ -105,7 +112,18 @@ def counts(server: LocalServer) -> str:
     return f"{rel[0]} tables, {rel[1]} indexes, {rel[2]} relations in pg_class (TOAST included), {stmts} statements"
 
 
-def capture(target) -> list[tuple[str, object]]:
+def plan_for(store: str):
+    """The size plan History.snapshot would make now for target "bench"."""
+    from vhdiag.history.sparse import size_plan
+    history = History(store)
+    try:
+        with history._read() as conn:
+            return size_plan(conn, "bench", __import__("pandas").Timestamp.now(tz="UTC"))
+    finally:
+        history.close()
+
+
+def capture(target, plan=None) -> list[tuple[str, object]]:
     """The statements one collection sends, with their parameters (a warm-up collection)."""
     sent: list[tuple[str, object]] = []
 
@@ -114,7 +132,7 @@ def capture(target) -> list[tuple[str, object]]:
 
     sa.event.listen(target.engine, "before_cursor_execute", record)
     try:
-        snapshot_mod.collect(target)
+        snapshot_mod.collect(target, plan)
     finally:
         sa.event.remove(target.engine, "before_cursor_execute", record)
     return sent
@@ -151,7 +169,7 @@ def server_ms(admin_dsn: str) -> float:
             " WHERE toplevel AND query LIKE %s", (f"%{MARKER}%",)).fetchone()[0])
 
 
-def timed_collect(target):
+def timed_collect(target, plan=None):
     """collect(target), and the time each collector took (its entry wrapped for the call)."""
     import dataclasses
     from vhdiag.collect import registry
@@ -177,10 +195,18 @@ def timed_collect(target):
             registry._ENTRIES[entry.name] = dataclasses.replace(entry, **changes)
     try:
         began = time.perf_counter()
-        frames = snapshot_mod.collect(target)
+        frames = snapshot_mod.collect(target, plan)
         return frames, time.perf_counter() - began, per
     finally:
         registry._ENTRIES.update(saved)
+
+
+def store_bytes(url: str) -> int:
+    """The SQLite store's size with its write-ahead log checkpointed into it."""
+    import sqlite3
+    with sqlite3.connect(url) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return os.path.getsize(url)
 
 
 def stats(values: list[float]) -> str:
@@ -219,16 +245,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
               f"{args.runs} runs each")
         store = str(work / "history.sqlite")
+        full_store = str(work / "full.sqlite")
         with vhdiag.connect(dsn) as target, psycopg.connect(dsn, application_name="bench-raw") as plain:
             plain.read_only = True
-            sent = capture(target)
-            raw(plain, sent)   # warm-up: the backend's catalog caches, as the Target's are
+            sent_full = capture(target)
+            raw(plain, sent_full)   # warm-up: the backend's catalog caches, as the Target's are
             History(store).snapshot(target, "bench")   # a baseline, so record() diffs as in production
-            raws, collects, servers, records, pers = [], [], [], [], []
+            sent = capture(target, plan_for(store))
+            raws, raws_full, collects, servers, records, pers = [], [], [], [], [], []
             for _ in range(args.runs):
                 raws.append(raw(plain, sent))
+                raws_full.append(raw(plain, sent_full))
                 before = server_ms(admin_dsn)
-                frames, elapsed, per = timed_collect(target)
+                frames, elapsed, per = timed_collect(target, plan_for(store))
                 servers.append((server_ms(admin_dsn) - before) / 1000)
                 collects.append(elapsed)
                 pers.append(per)
@@ -237,9 +266,20 @@ def main(argv: list[str] | None = None) -> int:
                 history.record(frames, "bench")
                 records.append(time.perf_counter() - began)
                 history.close()
-        snaps, colds = [], []
+            # Store bytes per snapshot: every table sized and every row written, against sparse.
+            growth = {}
+            for label, url, full in (("full", full_store, True), ("changed", store, False)):
+                History(url).snapshot(target, "bench")
+                size0 = store_bytes(url)
+                for _ in range(args.runs):
+                    history = History(url)
+                    history.record(snapshot_mod.collect(target, None if full else plan_for(url)), "bench")
+                    history.close()
+                growth[label] = (store_bytes(url) - size0) / args.runs
+        snaps, colds, colds_full = [], [], []
         for _ in range(args.runs):
             colds.append(raw_cold(dsn, sent))
+            colds_full.append(raw_cold(dsn, sent_full))
             began = time.perf_counter()
             with vhdiag.connect(dsn) as target, History(store) as history:
                 history.snapshot(target, "bench")
@@ -255,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
                 if proc.returncode:
                     print(f"  vhdiag snapshot failed: {proc.stderr.strip()}")
         print(f"rows: {', '.join(f'{k} {len(v)}' for k, v in frames.items() if hasattr(v, '__len__') and k not in ('header', 'notes'))}")
+        print(f"snapshot sizing: {frames['header'].get('sizing')}, tables sized "
+              f"{int(frames['tables']['sized'].sum())} of {len(frames['tables'])}, indexes sized "
+              f"{int(frames['indexes']['sized'].sum())} of {len(frames['indexes'])}")
+        print(f"raw SQL, psycopg, full sizing ({len(sent_full)} statements) {stats(raws_full)}")
         print(f"raw SQL, psycopg ({len(sent)} statements)  {stats(raws)}")
         print(f"vhdiag collect                     {stats(collects)}   ratio to raw (medians) "
               f"{statistics.median(collects) / statistics.median(raws):.2f}x")
@@ -262,17 +306,21 @@ def main(argv: list[str] | None = None) -> int:
         for name in pers[0]:
             print(f"  {name:<32} {stats([p[name] for p in pers])}")
         print(f"History.record (SQLite)            {stats(records)}")
+        print(f"raw SQL, psycopg, new connection, full sizing {stats(colds_full)}")
         print(f"raw SQL, psycopg, new connection   {stats(colds)}")
         print(f"History.snapshot (connect+collect+record) {stats(snaps)}   ratio to raw on a new connection "
               f"{statistics.median(snaps) / statistics.median(colds):.2f}x")
         if clis:
             print(f"vhdiag snapshot (CLI process)      {stats(clis)}")
+        print(f"store growth per snapshot (SQLite, mean of {args.runs}): every row {growth['full'] / 1024:.0f} KiB, "
+              f"changed rows only {growth['changed'] / 1024:.0f} KiB, "
+              f"ratio {growth['changed'] / growth['full']:.2f}")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.profile:
             with vhdiag.connect(dsn) as target:
                 profile = cProfile.Profile()
                 profile.enable()
-                frames = snapshot_mod.collect(target)
+                frames = snapshot_mod.collect(target, plan_for(store))
                 History(store).record(frames, "bench")
                 profile.disable()
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)

@@ -242,7 +242,8 @@ def test_cli_exit_codes_and_json(pg, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert code == 2 and doc["exit_code"] == 2 and doc["status"] == "fail"      # the dumps folder is missing
     assert set(doc) == {"schema_version", "kind", "target", "ts", "previous_check", "status", "exit_code",
-                        "counts", "checks"}
+                        "counts", "checks", "notify"}
+    assert doc["notify"] is None                                                # no --notify, no notify_url
     assert doc["kind"] == "morning" and doc["previous_check"] is None and doc["schema_version"] == 1
     assert all(set(c) == {"check", "status", "evidence", "fix", "items", "new"} for c in doc["checks"])
     assert {c["check"]: c["status"] for c in doc["checks"]}["backup.dumps"] == "fail"

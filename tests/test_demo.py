@@ -55,3 +55,28 @@ def test_unreachable_data_directory_is_one_clear_error(tmp_path):
     assert str(err.value) == (f"PostgreSQL runs as the unprivileged user vhdiag-pg (we are root), which cannot "
                               f"reach {private}: choose a data directory whose parents it can enter "
                               "(e.g. under /var/lib or /tmp), or chmod o+x them")
+
+
+def test_demo_stop_finds_the_demo_it_left_running(data, monkeypatch, capsys):
+    """`vhdiag demo --stop` without --data-dir: the demo in the default data directory, or the one
+    --keep-running left elsewhere (its state file); nothing running says so and succeeds."""
+    from vhdiag.cli import main
+    default = data.parent / "default" / "demo"
+    monkeypatch.setattr(demo, "default_data_dir", lambda: default)
+    assert main(["demo", "--stop"]) == 0
+    assert capsys.readouterr().out == "no demo server is running\n"
+    # Left running from another --data-dir: found through the state file, which then goes.
+    server = demo.start_server(data)
+    demo.remember(server)
+    assert demo.state_file() == default.parent / "demo-running.json" and demo.state_file().exists()
+    assert main(["demo", "--stop"]) == 0
+    assert capsys.readouterr().out == f"demo server in {data / 'pg'} stopped\n"
+    assert not server.running() and not demo.state_file().exists()
+    assert main(["demo", "--stop"]) == 0
+    assert capsys.readouterr().out == "no demo server is running\n"
+    # In the default data directory, with no state file.
+    monkeypatch.setattr(demo, "default_data_dir", lambda: data)
+    server.start().detach()
+    assert main(["demo", "--stop"]) == 0
+    assert capsys.readouterr().out == f"demo server in {data / 'pg'} stopped\n"
+    assert not server.running()

@@ -52,7 +52,18 @@ CAPACITY_OWN = ("window", "horizon", "disk_quota_bytes", "quota_warning_pct", "q
 
 CHECKS_OWN = ("connect_timeout_s", "expect_recovery", "long_transaction_s", "idle_in_transaction_s",
               "backup_max_age", "dumps_dir", "pg_restore", "app_base_url", "health_timeout_s",
-              "metrics", "metrics_window", "metrics_min_duration")
+              "metrics", "metrics_window", "metrics_min_duration", "notify_url", "notify_timeout_s",
+              "errors_max_per_day", "require_password_expiry", "growth_spike_ratio", "growth_spike_min_bytes",
+              "growth_baseline")
+
+HANDOFF_OWN = ("reports", "snapshot_gap", "metrics_quiet_after")
+
+
+def test_every_handoff_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in HANDOFF_OWN]
+    assert len(lines) == len(HANDOFF_OWN)
+    assert all("vhdiag's own" in ln for ln in lines)
+    assert load_config()["handoff"]["reports"] == ["slow_queries", "capacity"]
 
 
 def test_every_checks_default_says_it_is_vhdiags_own():
@@ -83,7 +94,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN, *CHECKS_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN):
             assert "runbook" in line, line
 
 
@@ -124,8 +135,8 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
      "(known keys under [thresholds.cpu_pct]: warning, critical)"),
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
-     "tables, reports, capacity, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, metrics, "
-     "triage)"),
+     "tables, reports, capacity, handoff, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, "
+     "metrics, triage)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

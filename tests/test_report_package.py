@@ -121,7 +121,8 @@ def test_a_failed_run_keeps_the_previous_report_and_says_why(pg, team_reports, t
     assert not list((out / "probe" / ".failed").glob("*/table_count.summary.json"))
     index = (out / "index.html").read_text()
     assert "failed</span>: notebook table_count failed in cell 3: RuntimeError: planted failure" in index
-    assert index.count("<tr><td>") == 2   # the good report and the failure
+    assert index.count("<tr><td>") == 1   # one row for the week: the good report and the failure
+    assert 'href="probe/2026-W48/table_count.html"' in index
     assert not [p for p in (out / "probe").iterdir() if ".partial-" in p.name]   # no temporary folder left
 
 

@@ -124,3 +124,25 @@ def test_timeouts_hold_per_transaction_even_if_the_session_loses_them(pg):
     row = t.query("SELECT current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt").iloc[0]
     assert (row["st"], row["lt"]) == ("300ms", "100ms")
     t.close()
+
+
+def test_vhdiag_adds_no_rollback_to_the_rollbacks_the_runbook_alerts_on(pg):
+    """pg_stat_database.xact_rollback feeds the error-rate checks: vhdiag's read-only
+    transactions end in COMMIT. With ROLLBACK (as before) this counted one per query."""
+    from helpers import ensure_database, eventually
+    ensure_database(pg, "rollback_probe")
+
+    def counters():
+        with pg.admin("postgres") as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            return conn.execute("SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                                "WHERE datname = 'rollback_probe'").fetchone()
+
+    commits, rollbacks = counters()
+    with vhdiag.connect(pg.dsn("rollback_probe")) as t:
+        for _ in range(5):
+            t.query("SELECT 1")
+        t.database()
+    # The sessions report their counters as they end: wait until their transactions show.
+    after = eventually(counters, lambda c: c[0] + c[1] >= commits + rollbacks + 6, timeout=10)
+    assert after[1] == rollbacks and after[0] >= commits + 6

@@ -37,7 +37,7 @@ FILE_NAME = "vhdiag.toml"
 COMPARISONS = ("<", "<=", ">", ">=")
 DURATION_KEYS = {("prometheus", "step"), ("prometheus", "default_since"), ("capacity", "window"),
                  ("capacity", "horizon"), ("checks", "backup_max_age"),
-                 ("checks", "metrics_window")}
+                 ("checks", "metrics_window"), ("checks", "growth_baseline")}
 
 # Tables a user may add entries to; a new entry must look like the named default entry (a
 # path), or like the example value given.

@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 
 from .config import load_config
-from .files import DIR_MODE, private_dir
+from .files import DIR_MODE, private_dir, write_private
 from .binaries import embedded_bin_dir
 
 from .server import LocalServer
@@ -105,15 +105,52 @@ def start_server(data_dir: Path | None = None) -> LocalServer:
     return LocalServer(embedded_bin_dir(), data_dir / "pg", tcp=False).start()
 
 
-def stop(data_dir: str | None = None, out=sys.stdout) -> int:
-    path = (Path(data_dir) if data_dir else default_data_dir()) / "pg"
-    if not (path / "PG_VERSION").exists():
-        print(f"no demo cluster in {path}", file=out)
-        return 0
-    server = LocalServer(embedded_bin_dir(), path, tcp=False)
-    was_running = server.running()
-    server.stop()
-    print(f"demo server in {path} {'stopped' if was_running else 'was not running'}", file=out)
+def state_file() -> Path:
+    """Where ``demo --keep-running`` notes the cluster it left running (from any ``--data-dir``),
+    so ``demo --stop`` finds it from anywhere: beside the default data directory."""
+    return default_data_dir().parent / "demo-running.json"
+
+
+def remember(server: LocalServer) -> None:
+    """Leave ``server`` running past this process and note where it is (``stop()`` reads it)."""
+    import json
+    server.detach()
+    private_dir(state_file().parent, 0o711 if os.geteuid() == 0 else DIR_MODE)
+    write_private(state_file(), json.dumps({"data_dir": str(server.data_dir), "port": server.port}) + "\n")
+
+
+def _remembered() -> Path | None:
+    import json
+    try:
+        return Path(json.loads(state_file().read_text())["data_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def stop(data_dir: str | None = None, out=None) -> int:
+    """Stop the demo server in ``data_dir``; without one, the one ``--keep-running`` left (the
+    state file), else the one in the default data directory. Nothing running is no error: the
+    command says so and succeeds, as ``pg_ctl stop`` on a stopped cluster would not."""
+    out = out or sys.stdout
+    if data_dir:
+        paths = [Path(data_dir) / "pg"]
+    else:
+        paths = list(dict.fromkeys(p for p in (_remembered(), default_data_dir() / "pg") if p is not None))
+    stopped = []
+    for path in paths:
+        if not (path / "PG_VERSION").exists():
+            continue
+        server = LocalServer(embedded_bin_dir(), path, tcp=False)
+        if server.running():
+            server.stop()
+            stopped.append(path)
+    if _remembered() in paths:
+        state_file().unlink(missing_ok=True)
+    for path in stopped:
+        print(f"demo server in {path} stopped", file=out)
+    if not stopped:
+        where = f" in {paths[0]}" if data_dir else ""
+        print(f"no demo server is running{where}", file=out)
     return 0
 
 
@@ -215,7 +252,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
     if keep_running:
-        server.detach()
+        remember(server)
         say(f"The server keeps running. Try:\n  export VHDIAG_DSN='{dsn}'\n  vhdiag show statements\n"
             f"  vhdiag doctor\nStop it with: vhdiag demo --stop  (or pg_ctl -D {server.data_dir} stop)")
     else:

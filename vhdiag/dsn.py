@@ -54,6 +54,11 @@ class ResolvedDSN:
         """user@host:port/dbname: enough to know which server, nothing secret."""
         return format_display(self.user, self.host, self.port, self.dbname)
 
+    @property
+    def name(self) -> str:
+        """host:port/dbname, the default target name (``target_name``), before connecting."""
+        return target_name(self.host, self.port, self.dbname, self.user)
+
     def scrub(self, text: str) -> str:
         """Replace the password wherever a library message might have echoed it."""
         pw = self.password
@@ -67,6 +72,28 @@ def format_display(user: str | None, host: str | None, port, dbname: str | None)
         host = f"[socket {host}]"
     user = user or "(default user)"
     return f"{user}@{host}:{port or 5432}/{dbname or user}"
+
+
+def target_name(host: str | None, port, dbname: str | None, user: str | None = None) -> str:
+    """``host:port/dbname``: a target's default name in the history store, in report folders and
+    check records (``--target-name`` overrides it). A Unix-domain socket (a directory) is
+    ``local``, so the name stays short and typeable: ``local:5432/vendhub``. No user: the same
+    database seen by two roles is one target."""
+    host = host or "localhost"
+    if host.startswith("/"):
+        host = "local"
+    return f"{host}:{port or 5432}/{dbname or user}"
+
+
+# What earlier vhdiag stored as the default name of a socket target (issue 14): "[socket /var/run/postgresql]:5432/vendhub".
+_OLD_SOCKET_NAME = re.compile(r"\[socket /[^\]]*\](:\d+/.*)", re.S)
+
+
+def short_target_name(name: str) -> str:
+    """A target name as ``target_name`` writes it today: an older socket name
+    (``[socket /dir]:5432/db``) becomes ``local:5432/db``; any other name is left as it is."""
+    m = _OLD_SOCKET_NAME.fullmatch(name)
+    return f"local{m.group(1)}" if m else name
 
 
 def resolve(target: str | None = None) -> ResolvedDSN:

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import registry as dialect_registry
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.pool import QueuePool
 
-from . import bounded
+from . import bounded, coltypes
 from . import dsn as dsn_mod
 from .errors import CapabilityError, ConfigError, ConnectError, NoAnswerError, VhdiagError, first_line
 from .marker import MARKER
@@ -139,8 +139,18 @@ class _Dialect(PGDialect_psycopg):
             cur.execute(f"SELECT {MARKER} current_setting('transaction_isolation')")
             value = cur.fetchone()[0].upper()
         if idle:
-            dbapi_connection.rollback()
+            self.do_rollback(dbapi_connection)
         return value
+
+    def do_rollback(self, dbapi_connection):
+        """End a read-only transaction with COMMIT: the same for the data, but pg_stat_database
+        counts rollbacks, and the runbook's error-rate checks read them (SQLAlchemy's rollback on
+        every connection close made vhdiag's own a few per run). A failed one still rolls back."""
+        driver = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+        if driver.info.transaction_status == self._psycopg_TransactionStatus.INTRANS:
+            dbapi_connection.commit()
+        else:
+            dbapi_connection.rollback()
 
 
 dialect_registry.register("postgresql.vhdiag", __name__, "_Dialect")
@@ -157,6 +167,8 @@ class Target:
         self.reference = resolved.reference
         # Until a connection says where it went (see _open): the DSN plus libpq's PG* variables.
         self.display = resolved.display
+        # Its default name in the history store (host:port/dbname, a socket as "local"), likewise.
+        self.name = resolved.name
         self.statement_timeout_ms = _at_least_one(
             "statement_timeout_ms", statement_timeout_ms, "vhdiag never runs unbounded queries",
             "pass --statement-timeout-ms 5000")
@@ -189,6 +201,7 @@ class Target:
             raise _connect_error(exc, self._dsn) from None
         # What libpq actually reached: service files, PG* variables and multi-host lists resolved.
         self.display = _live_display(conn)
+        self.name = dsn_mod.target_name(conn.info.host, conn.info.port, conn.info.dbname, conn.info.user)
         # From here on, no wait for the server outlasts statement_timeout + grace.
         conn.bound(self.statement_timeout_ms, self.display.removeprefix(f"{conn.info.user}@"))
         try:
@@ -211,13 +224,14 @@ class Target:
 
     def _probe(self) -> Capabilities:
         try:
-            row = self.query(_CAPABILITIES_SQL).iloc[0]
+            # As Python values: a NULL (no pg_stat_statements) is None, not pd.NA.
+            row = self.query(_CAPABILITIES_SQL).astype(object).iloc[0].where(lambda r: r.notna(), None)
         except sa.exc.DBAPIError as exc:
             raise ConnectError(f"connected to {self.display} but could not read its settings: "
                                f"{self._dsn.scrub(first_line(exc.orig))}") from None
         return Capabilities(
-            server_version_num=int(row.server_version_num), server_version=row.server_version,
-            user=row.user, database=row.database, is_superuser=bool(row.is_superuser),
+            server_version_num=int(row.server_version_num), server_version=str(row.server_version),
+            user=str(row.user), database=str(row.database), is_superuser=bool(row.is_superuser),
             reads_all_stats=bool(row.reads_all_stats), pgss_version=row.pgss_version,
             pgss_schema=row.pgss_schema, pgss_preloaded=_is_preloaded(row.preload),
             postmaster_start=pd.Timestamp(row.postmaster_start).tz_convert("UTC"),
@@ -225,16 +239,23 @@ class Target:
         )
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run one read-only statement and return its rows as an untyped DataFrame."""
+        """Run one read-only statement and return its rows as a typed DataFrame.
+
+        Each column's dtype follows its PostgreSQL type (the oid in the result's description,
+        not a guess from the values; vhdiag/coltypes.py): integers ``Int64`` (nullable, exact
+        to 64 bits), real/double/**numeric** ``float64`` (numeric loses digits past float64's
+        15-17), booleans ``boolean``, text ``string``, timestamps ``datetime64[ns, UTC]`` (a
+        timestamp without time zone read as UTC); anything else (date, interval, arrays, json)
+        stays Python objects.
+
+        >>> db.query("SELECT relname, reltuples::bigint AS n FROM pg_class LIMIT 3").dtypes
+        """
         with self.engine.connect() as conn:
             result = conn.execute(sa.text(sql), params or {})
+            # Read before fetchall(), which may close the cursor.
+            oids = [d.type_code for d in result.cursor.description] if result.returns_rows else []
             rows = result.fetchall()
-            # dtype=object: a bigint column with NULLs would otherwise become float64 and lose
-            # digits past 2**53 (queryids do); collectors cast each column to its declared dtype.
-            columns = list(result.keys())
-            values = list(zip(*rows)) if rows else [()] * len(columns)   # column by column, in C
-            return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values)},
-                                columns=columns)
+            return coltypes.frame(list(result.keys()), oids, rows)
 
     def close(self) -> None:
         self.engine.dispose()

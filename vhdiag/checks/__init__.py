@@ -53,6 +53,7 @@ class CheckRun:
     previous_ts: pd.Timestamp | None
     results: list[Result]
     recorded: str | None = None      # the store written to, or why not
+    notified: dict | None = None     # --notify: {"to": scheme://host, "sent", "error"}; None when nothing was posted
 
     @property
     def status(self) -> str:
@@ -69,18 +70,32 @@ class CheckRun:
         return {"schema_version": JSON_SCHEMA_VERSION, "kind": self.kind, "target": self.target,
                 "ts": self.ts.isoformat(), "previous_check": self.previous_ts.isoformat() if self.previous_ts else None,
                 "status": self.status, "exit_code": self.exit_code, "counts": self.counts(),
-                "checks": [r.as_dict() for r in self.results]}
+                "checks": [r.as_dict() for r in self.results], "notify": self.notified}
+
+
+def _default_name(connected, given, display: str) -> str:
+    """snapshot's and report's name for the target; unreachable, the name its DSN would give."""
+    from ..dsn import resolve
+    from ..history.store import default_target_name
+    if connected is not None:
+        return default_target_name(connected)
+    try:
+        return default_target_name(resolve(given) if not hasattr(given, "name") else given)
+    except VhdiagError:
+        return display
 
 
 def run(kind: str, target=None, history=None, target_name: str | None = None, config=None, *,
-        statement_timeout_ms: int = 5000, record: bool = True, now=None, metrics=None) -> CheckRun:
+        statement_timeout_ms: int = 5000, record: bool = True, now=None, metrics=None, notify=None,
+        notify_always: bool = False) -> CheckRun:
     """Run the ``kind`` checklist (morning, evening) against ``target`` (a DSN, ``env:NAME`` or
     None for $VHDIAG_DSN / $DATABASE_URL), reading and writing ``history``; ``metrics``: a metrics
-    source (default ``[checks] metrics``)."""
+    source (default ``[checks] metrics``); ``notify``: a webhook URL or ``env:NAME`` (default
+    ``[checks] notify_url``), posted to after the results are recorded (checks/notify.py)."""
     import vhdiag
     from ..config import resolve_config
     from ..history import History
-    from ..history.store import default_target_name, normalize_url
+    from ..history.store import normalize_url
     if kind not in RUNS:
         raise VhdiagError(f"unknown check run {kind!r}: give one of {', '.join(RUNS)}")
     cfg = resolve_config(config)
@@ -100,7 +115,7 @@ def run(kind: str, target=None, history=None, target_name: str | None = None, co
             ctx.target.close()
         ctx.target = None
     try:
-        ctx.target_name = target_name or (default_target_name(ctx.target) if ctx.target else ctx.display)
+        ctx.target_name = target_name or _default_name(ctx.target, target, ctx.display)
         ctx.history_url = normalize_url(history)
         store = History(ctx.history_url)
         try:
@@ -119,10 +134,25 @@ def run(kind: str, target=None, history=None, target_name: str | None = None, co
             except VhdiagError as exc:
                 out.results.append(Result("history.record", "warn", f"results not recorded: {first_line(exc)}",
                                           "give --history a writable store"))
+        _notify(out, notify or cfg["checks"]["notify_url"], cfg["checks"]["notify_timeout_s"], notify_always)
         return out
     finally:
         if ctx.target is not None:
             ctx.target.close()
+
+
+def _notify(out: CheckRun, url: str, timeout_s: float, always: bool) -> None:
+    """Last, after the store has the results: a failed post is a warning, never the run's status."""
+    import warnings
+    from ..errors import VhdiagWarning
+    from .notify import notify
+    if not url:
+        return
+    out.notified = notify(out, url, timeout_s, always)
+    if out.notified and not out.notified["sent"]:
+        warnings.warn(VhdiagWarning(f"notification to {out.notified['to']} failed: {out.notified['error']}; "
+                                    f"the results stand (exit code {out.exit_code}"
+                                    + (", recorded in the history store)" if out.recorded else ")")), stacklevel=2)
 
 
 def _run_one(spec: CheckSpec, ctx: Context) -> list[Result]:

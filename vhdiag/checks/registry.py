@@ -48,7 +48,8 @@ class CheckSpec:
 
 _CHECKS: dict[str, CheckSpec] = {}
 RUNS = ("morning", "evening")
-FAMILIES = ("app", "database", "backup", "metrics", "changes")   # the runbook's checklist order, then what changed
+FAMILIES = ("app", "database", "backup", "metrics", "changes",   # the runbook's checklist order, then what changed,
+            "errors", "maintenance", "security")                 # then the evening's additions
 
 
 def check(name: str, title: str, runs: tuple[str, ...] = RUNS, needs: tuple[str, ...] = ("db",)):
@@ -65,5 +66,7 @@ def checks(run: str | None = None) -> list[CheckSpec]:
     from . import backups  # noqa: F401
     from . import metrics  # noqa: F401
     from . import changes  # noqa: F401
+    from . import evening  # noqa: F401
+    from . import security  # noqa: F401
     found = [c for c in _CHECKS.values() if run is None or run in c.runs]
     return sorted(found, key=lambda c: FAMILIES.index(c.name.split(".")[0]))   # stable within a family

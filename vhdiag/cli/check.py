@@ -16,11 +16,15 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the runbook's daily checklist against the target: application health, database ready, "
                     "last backup (WAL archiving, a dumps directory), metrics over the last 24 h, and what "
-                    "changed since the previous check (new slow queries and regressions, unused indexes, sequences, idle-in-transaction sessions, settings). Each "
+                    "changed since the previous check (new slow queries and regressions, unused indexes, sequences, "
+                    "idle-in-transaction sessions, settings, growth spikes); the evening run adds an error summary, "
+                    "pending maintenance and security-relevant changes. Each "
                     "check is pass, warn or fail with one line of evidence and the fix; the results are recorded "
-                    "in the history store. Exit status: 0 all pass, 1 warnings, 2 failures.",
+                    "in the history store, then --notify posts the failures and warnings to a webhook. "
+                    "Exit status: 0 all pass, 1 warnings, 2 failures (a failed webhook changes nothing).",
         epilog="Example:\n  vhdiag check morning --dsn env:DATABASE_URL --history /var/lib/vhdiag/history.sqlite\n"
-               "  0 9 * * *  vhdiag check morning --dsn env:DATABASE_URL --json > /var/log/vhdiag/morning.json\n")
+               "  0 9 * * *  vhdiag check morning --dsn env:DATABASE_URL --json > /var/log/vhdiag/morning.json\n"
+               "  0 18 * * * vhdiag check evening --dsn env:DATABASE_URL --notify env:VHDIAG_WEBHOOK\n")
     chk.add_argument("run", choices=["morning", "evening"], metavar="RUN", help="morning or evening")
     dsn_argument(chk)
     history_argument(chk)
@@ -33,6 +37,10 @@ def register(sub) -> None:
     chk.add_argument("--metrics", metavar="SOURCE", default=None,
                      help="metrics for the last 24 h: a CSV/Parquet file, a Prometheus URL or the history store "
                           "(default [checks] metrics)")
+    chk.add_argument("--notify", metavar="URL", default=None,
+                     help="post the failures and warnings to this webhook as Slack-compatible JSON; env:NAME reads "
+                          "the URL from the environment (default [checks] notify_url)")
+    chk.add_argument("--notify-always", action="store_true", help="post even when every check passes")
     chk.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml (default: $VHDIAG_CONFIG, ./vhdiag.toml, the user config directory)")
     fleet_arguments(chk)
@@ -45,7 +53,8 @@ def run(args) -> int:
         return run_fleet(args)
     result = checks.run(args.run, target=args.dsn, history=args.history, target_name=args.target_name,
                         config=args.config, statement_timeout_ms=args.statement_timeout_ms,
-                        record=not args.no_record, metrics=args.metrics)
+                        record=not args.no_record, metrics=args.metrics, notify=args.notify,
+                        notify_always=args.notify_always)
     if args.format == "json":
         sys.stdout.write(json.dumps(result.as_json(), indent=2, ensure_ascii=True) + "\n")
         return result.exit_code
@@ -70,7 +79,8 @@ def print_result(result) -> None:
             echo(f"       {'':<{width}}  fix: {r.fix}")
     counts = result.counts()
     echo(f"{len(result.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail"
-         + (f"; recorded in {result.recorded}" if result.recorded else ""))
+         + (f"; recorded in {result.recorded}" if result.recorded else "")
+         + (f"; posted to {result.notified['to']}" if result.notified and result.notified["sent"] else ""))
 
 
 def run_fleet(args) -> int:
@@ -86,7 +96,8 @@ def run_fleet(args) -> int:
     def task(t):
         result = checks.run(args.run, target=t.dsn, history=args.history, target_name=t.name, config=t.config(base),
                             statement_timeout_ms=t.statement_timeout_ms or args.statement_timeout_ms,
-                            record=not args.no_record, metrics=args.metrics)
+                            record=not args.no_record, metrics=args.metrics,
+                            notify=args.notify, notify_always=args.notify_always)
         return result.exit_code, result
 
     outcomes = run_each(targets, task, jobs=args.jobs, progress=False if args.quiet else None,

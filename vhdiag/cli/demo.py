@@ -18,7 +18,7 @@ def register(sub) -> None:
         epilog="Example:\n  vhdiag demo\n  vhdiag demo --keep-running   # then: vhdiag show tables --dsn ...\n")
     demo.add_argument("--keep-running", action="store_true",
                       help="leave the server running and print its DSN")
-    demo.add_argument("--stop", action="store_true", help="stop a demo server left running, and exit")
+    demo.add_argument("--stop", action="store_true", help="stop the demo server --keep-running left (from any --data-dir), and exit")
     demo.add_argument("--no-report", action="store_true", help="skip the slow-query report at the end")
     demo.add_argument("--out", default="reports", metavar="DIR", help="where the report goes (reports/)")
     demo.add_argument("--data-dir", default=None, metavar="DIR",

@@ -6,6 +6,7 @@ import sys
 
 from ..display import echo
 from ..errors import VhdiagError
+from . import weekly
 from .common import dsn_argument, fleet, fleet_arguments, history_argument
 
 NAME = "report"
@@ -22,7 +23,8 @@ def register(sub) -> None:
                     "only when the whole report is done. The notebook gets env:NAME references, never a DSN with "
                     "a password.",
         epilog=report_epilog())
-    rep.add_argument("name", metavar="NAME", nargs="?", help="the report (vhdiag report --list)")
+    rep.add_argument("name", metavar="NAME", nargs="?",
+                     help="the report (vhdiag report --list), or weekly: the week's reports and the on-call handoff")
     rep.add_argument("--list", action="store_true", help="list the reports and their parameters, then exit")
     dsn_argument(rep)
     history_argument(rep)
@@ -48,6 +50,7 @@ def register(sub) -> None:
     rep.add_argument("--config", metavar="PATH", default=None,
                      help="vhdiag.toml whose settings the report uses (default: $VHDIAG_CONFIG, ./vhdiag.toml, "
                           "the user config directory)")
+    weekly.add_arguments(rep)
 
 
 def run(args) -> int:
@@ -62,10 +65,14 @@ def run(args) -> int:
         return 0
     if not args.name:
         raise VhdiagError("name a report (vhdiag report --list shows them), e.g. vhdiag report slow_queries")
-    if args.since and args.window:
-        raise VhdiagError("give either --since/--until or --window, not both")
     if args.targets:
         return run_fleet(args)
+    if args.name == "weekly":
+        return weekly.run(args)
+    if args.reports or args.kernel_per_report:
+        raise VhdiagError("--reports and --kernel-per-report are for vhdiag report weekly")
+    if args.since and args.window:
+        raise VhdiagError("give either --since/--until or --window, not both")
     result = run_report(args.name, target=args.dsn, history=args.history, since=args.since, until=args.until,
                         window=args.window, week=args.week, month=args.month, day=args.day, out=args.out,
                         assignments=args.parameters, target_name=args.target_name, config=args.config,
@@ -139,6 +146,8 @@ def report_epilog() -> str:
     from ..reports import registry
     lines = ["Reports:"] + [f"  {spec.name:<14} {spec.title}: {spec.description}"
                             for spec in registry.reports().values()]
+    lines.append(f"  {'weekly':<14} the week's reports, then the on-call handoff (exit 1 when one failed)")
     return "\n".join(lines + ["", "Example:", "  vhdiag report slow-queries --dsn env:DATABASE_URL --week",
+                               "  vhdiag report weekly --dsn env:DATABASE_URL --week 2026-W48 -p handoff.metrics=metrics.csv",
                                "  vhdiag report slow_queries --since 2026-11-23 --until 2026-11-30 -p top_n=20 "
                                "--out /srv/reports", "  vhdiag report --list"])

@@ -113,7 +113,7 @@ def empty(columns: dict[str, str]) -> pd.DataFrame:
 LOCK_RETRIES = 3
 
 
-def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.DataFrame:
+def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES, params: dict | None = None) -> pd.DataFrame:
     """Run a statement that skips relations locked by others, again if a lock slipped in.
 
     The SQL reads ``pg_locks`` once, at its start, and leaves the locked relations alone. A
@@ -124,7 +124,7 @@ def query_skipping_locks(target, sql: str, retries: int = LOCK_RETRIES) -> pd.Da
     attempt = 1
     while True:
         try:
-            return target.query(sql)
+            return target.query(sql, params)
         except sa.exc.DBAPIError as exc:
             if attempt >= retries or not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
                 raise

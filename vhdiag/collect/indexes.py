@@ -32,6 +32,7 @@ from psycopg import sql
 
 from . import _base
 from .registry import collector
+from .sizing import SizePlan
 
 COLUMNS = {
     "schema": "string",
@@ -58,13 +59,18 @@ SUGGESTION = {"suggestion": "string"}
 
 
 # What a snapshot keeps of each index (history index_stats), from indexes_snapshot.sql.
-SNAPSHOT_COLUMNS = {c: COLUMNS[c] for c in ("schema", "table", "index", "bytes", "size_skipped", "scans")}
+SNAPSHOT_COLUMNS = {**{c: COLUMNS[c] for c in ("schema", "table", "index", "bytes", "size_skipped")},
+                    "sized": "bool", "scans": "int"}
 
 
-def for_snapshot(target) -> pd.DataFrame:
+def for_snapshot(target, plan: SizePlan | None = None) -> pd.DataFrame:
     """Every user index with only what a snapshot stores (SNAPSHOT_COLUMNS): no definitions,
-    columns or findings, which cost the server three pg_get_indexdef calls per index."""
-    return _base.typed(_base.query_skipping_locks(target, _base.load_sql("indexes_snapshot")), SNAPSHOT_COLUMNS)
+    columns or findings, which cost the server three pg_get_indexdef calls per index. Sized
+    (``sized`` true) only when ``plan`` sizes its table (vhdiag/collect/sizing.py); else null
+    ``bytes``, which the store fills with the last size it holds."""
+    plan = plan or SizePlan()
+    frame = _base.query_skipping_locks(target, _base.load_sql("indexes_snapshot"), params=plan.params(target))
+    return _base.typed(frame, SNAPSHOT_COLUMNS)
 
 
 @collector(name="indexes", snapshot=True, snapshot_function=for_snapshot,

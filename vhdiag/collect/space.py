@@ -29,6 +29,7 @@ import pandas as pd
 
 from . import _base
 from .registry import collector
+from .sizing import SizePlan
 
 COLUMNS = {
     "schema": "string",
@@ -57,7 +58,32 @@ COLUMNS = {
 }
 
 
-@collector(name="tables", snapshot=True,
+# What a snapshot keeps of each table (history table_stats), from space_tables_snapshot.sql:
+# ``sized`` says whether its sizes were taken now; ``sig`` is its signature (sizing.py).
+SNAPSHOT_COLUMNS = {**{c: COLUMNS[c] for c in ("schema", "table", "total_bytes", "table_bytes", "index_bytes",
+                                                "toast_bytes", "size_skipped")},
+                    "sized": "bool",
+                    **{c: COLUMNS[c] for c in ("n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan",
+                                               "n_tup_ins", "n_tup_upd", "n_tup_del")},
+                    "sig": "string"}
+
+
+def for_snapshot(target, plan: SizePlan | None = None) -> pd.DataFrame:
+    """Every table with what a snapshot stores (SNAPSHOT_COLUMNS), sized only where ``plan``
+    says (every table by default): the others have null sizes and ``sized`` false."""
+    plan = plan or SizePlan()
+    params = plan.params(target)
+    frame = _base.query_skipping_locks(target, _base.load_sql("space_tables_snapshot"), params=params)
+    _, sigs = plan.choose(target)
+    frame["sig"] = [sigs.get(k) for k in zip(frame["schema"], frame["table"])]
+    frame = _base.typed(frame, SNAPSHOT_COLUMNS)
+    note = skipped_note(frame)
+    if note:
+        target.notice(f"tables:size_skipped:{note}", note)
+    return frame
+
+
+@collector(name="tables", snapshot=True, snapshot_function=for_snapshot,
            description="every user table: total, heap, index and TOAST bytes, live and dead rows, scans",
            columns=["schema", "table", "total_bytes", "table_bytes", "index_bytes", "toast_bytes",
                     "n_live_tup", "n_dead_tup", "seq_scan", "seq_tup_read", "idx_scan"])

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from ..redact import redact_secrets
 from . import schema as S
 from .deltas import counter_diff
+from .tablerows import table_rows, table_snapshots
 
 SUMMED = [c for c in S.STATEMENT_COUNTERS]
 
@@ -24,6 +25,17 @@ STATEMENT_WINDOW_COLUMNS = [
     "wal_records", "wal_fpi", "wal_bytes", "intervals", "complete", "notes", "first_ts", "last_ts",
 ]
 
+SERIES_COLUMNS = ["ts", "interval_s", "user", "database", "toplevel", "calls", "calls_per_s", "total_exec_ms",
+                  "mean_exec_ms", "stddev_exec_ms", "rows", "shared_blks_hit", "shared_blks_read",
+                  "temp_blks_written", "complete", "note"]
+GROWTH_COLUMNS = ["schema", "table", "start_ts", "end_ts", "days", "start_total_bytes", "end_total_bytes",
+                  "growth_bytes", "growth_bytes_per_day", "start_n_live_tup", "end_n_live_tup", "n_dead_tup",
+                  "n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan", "samples", "complete"]
+DATABASE_SERIES_COLUMNS = ["ts", "database", "interval_s", "size_bytes", "commits", "rollbacks", "tps",
+                           "rollback_pct", "cache_hit_pct", "deadlocks", "temp_bytes", "connections",
+                           "max_connections", "complete", "events"]
+TABLE_SERIES_COLUMNS = ["ts", "schema", "table", "total_bytes", "n_live_tup", "n_dead_tup"]
+
 
 def _between(q, col, since, until):
     if since is not None:
@@ -34,8 +46,24 @@ def _between(q, col, since, until):
 
 
 def utc_series(series: pd.Series) -> pd.Series:
-    """Stored times as tz-aware UTC (SQLite hands back naive UTC text, PostgreSQL aware values)."""
-    return pd.to_datetime(series, utc=True, format="mixed") if len(series) else series.astype("datetime64[ns, UTC]")
+    """Stored times as tz-aware UTC (SQLite hands back naive UTC text, PostgreSQL aware values),
+    in nanoseconds as the live collectors' (pandas would pick microseconds for some inputs)."""
+    if not len(series):
+        return series.astype("datetime64[ns, UTC]")
+    return pd.to_datetime(series, utc=True, format="mixed").astype("datetime64[ns, UTC]")
+
+
+def as_live(frame: pd.DataFrame, strings=(), ints=(), bools=()) -> pd.DataFrame:
+    """The dtypes the live collectors give the same columns (vhdiag/collect/_base.py DTYPES):
+    text ``string`` (read_sql gives pandas' default ``str``), counts ``Int64``, flags
+    ``boolean``; so live and history frames concatenate and merge without casts."""
+    for c in strings:
+        frame[c] = frame[c].astype("string")
+    for c in ints:
+        frame[c] = frame[c].astype("Int64")
+    for c in bools:
+        frame[c] = frame[c].astype("boolean")
+    return frame
 
 
 def _derive(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +121,7 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
         frame[c] = frame[c].astype("Float64" if c in S._FLOAT_COUNTERS else "Int64")
     frame = _derive(frame)
     frame["complete"] = frame["complete"].astype(bool)
-    frame["toplevel"] = frame["toplevel"].astype(bool)
+    as_live(frame, strings=("user", "database", "query"), bools=("toplevel",))
     frame["notes"] = frame["statement_id"].map(lambda sid: notes.get(sid, "")).astype("string")
     for c in ("queryid", "userid", "dbid", "intervals"):
         frame[c] = frame[c].astype("Int64")
@@ -124,7 +152,7 @@ def _empty_window() -> pd.DataFrame:
         frame[c] = frame[c].astype("Int64")
     for c in ("user", "database", "query", "notes"):
         frame[c] = frame[c].astype("string")
-    frame["toplevel"] = frame["toplevel"].astype(bool)
+    frame["toplevel"] = frame["toplevel"].astype("boolean")
     frame["complete"] = frame["complete"].astype(bool)
     frame["first_ts"] = frame["first_ts"].astype("datetime64[ns, UTC]")
     frame["last_ts"] = frame["last_ts"].astype("datetime64[ns, UTC]")
@@ -145,28 +173,21 @@ def statement_series(conn, target_id: int, queryid: int, since, until) -> pd.Dat
     frame = _derive(frame)
     frame["calls_per_s"] = frame["calls"] / frame["interval_s"]
     frame["complete"] = frame["complete"].astype(bool)
-    return frame[["ts", "interval_s", "user", "database", "toplevel", "calls", "calls_per_s", "total_exec_ms",
-                  "mean_exec_ms", "stddev_exec_ms", "rows", "shared_blks_hit", "shared_blks_read",
-                  "temp_blks_written", "complete", "note"]]
+    as_live(frame, strings=("user", "database", "note"), bools=("toplevel",))
+    return frame[SERIES_COLUMNS]
 
 
 def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
-    t, s = S.table_stats, S.snapshots
-    q = sa.select(s.c.ts, t.c.schema, t.c.table, *[getattr(t.c, c) for c in S.TABLE_FIELDS], t.c.size_skipped) \
-        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id)
     # The window's start is the last observation at or before `since`, so growth covers it all
-    # (after retention, table rows exist for one snapshot a day: look among those).
+    # (after retention, table rows exist for one snapshot a day: look among those). Rows are
+    # stored only when they change: tablerows.py gives them back one per snapshot and table.
+    snaps = table_snapshots(conn, target_id, until)
+    window = snaps
     if since is not None:
-        start = conn.execute(sa.select(sa.func.max(s.c.ts)).where(
-            s.c.target_id == target_id, s.c.ts <= since.to_pydatetime(),
-            sa.exists().where(t.c.snapshot_id == s.c.id))).scalar()
-        q = q.where(s.c.ts >= (start if start is not None else since.to_pydatetime()))
-    if until is not None:
-        q = q.where(s.c.ts <= until.to_pydatetime())
-    frame = pd.read_sql(q, conn)
-    cols = ["schema", "table", "start_ts", "end_ts", "days", "start_total_bytes", "end_total_bytes",
-            "growth_bytes", "growth_bytes_per_day", "start_n_live_tup", "end_n_live_tup", "n_dead_tup",
-            "n_tup_ins", "n_tup_upd", "n_tup_del", "seq_scan", "idx_scan", "samples", "complete"]
+        before = snaps[snaps["ts"] <= since]
+        window = snaps[snaps["ts"] >= (before["ts"].max() if len(before) else since)]
+    frame = table_rows(conn, target_id, snaps, window)
+    cols = GROWTH_COLUMNS
     if frame.empty:
         return pd.DataFrame(columns=cols)
     frame["ts"] = utc_series(frame["ts"])
@@ -190,7 +211,8 @@ def table_growth(conn, target_id: int, since, until) -> pd.DataFrame:
     for c in counters:
         out[c] = summed[c].astype("Int64") if summed is not None else pd.NA
     out["complete"] = summed["complete"].reindex(out.index).fillna(True).astype(bool) if summed is not None else True
-    out = out.reset_index().sort_values("growth_bytes", ascending=False, kind="stable")
+    out = as_live(out.reset_index(), strings=("schema", "table")).sort_values("growth_bytes", ascending=False,
+                                                                               kind="stable")
     return out[cols].reset_index(drop=True)
 
 
@@ -206,8 +228,7 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
     if until is not None:
         q = q.where(s.c.ts <= until.to_pydatetime())
     frame = pd.read_sql(q, conn)
-    cols = ["ts", "database", "interval_s", "size_bytes", "commits", "rollbacks", "tps", "rollback_pct",
-            "cache_hit_pct", "deadlocks", "temp_bytes", "connections", "max_connections", "complete", "events"]
+    cols = DATABASE_SERIES_COLUMNS
     if frame.empty:
         return pd.DataFrame(columns=cols)
     frame["ts"] = utc_series(frame["ts"])
@@ -234,16 +255,18 @@ def database_series(conn, target_id: int, since, until) -> pd.DataFrame:
     out["max_connections"] = out["max_connections"].astype("Int64")
     restarted = out["events"].fillna("").str.contains("restart")
     out["complete"] = out["complete"] & ~restarted
+    as_live(out, strings=("database", "events"))
     return out[cols].sort_values(["ts", "database"]).reset_index(drop=True)
 
 
 def table_series(conn, target_id: int, since, until) -> pd.DataFrame:
     """Per snapshot and table: ts, schema, table, total_bytes, n_live_tup, n_dead_tup (sizes skipped
     behind a lock left out), for growth forecasts."""
-    t, s = S.table_stats, S.snapshots
-    q = sa.select(s.c.ts, t.c.schema, t.c.table, t.c.total_bytes, t.c.n_live_tup, t.c.n_dead_tup) \
-        .join(s, s.c.id == t.c.snapshot_id).where(s.c.target_id == target_id, ~t.c.size_skipped)
-    q = _between(q, s.c.ts, since, until)
-    frame = pd.read_sql(q.order_by(s.c.ts), conn)
+    snaps = table_snapshots(conn, target_id, until)
+    window = snaps[snaps["ts"] > since] if since is not None else snaps
+    frame = table_rows(conn, target_id, snaps, window)
+    frame = frame[~frame["size_skipped"].astype(bool)]
+    frame = frame[["ts", "schema", "table", "total_bytes", "n_live_tup", "n_dead_tup"]]
+    frame = frame.sort_values(["ts", "schema", "table"], kind="stable").reset_index(drop=True)
     frame["ts"] = utc_series(frame["ts"]) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
-    return frame
+    return as_live(frame, strings=("schema", "table"), ints=("total_bytes", "n_live_tup", "n_dead_tup"))

@@ -6,8 +6,9 @@ What a pruned snapshot leaves behind:
   ``keep_top`` (200) statements by time and by calls keep rows of their own, the rest are folded
   into one "(other statements)" row, so totals stay exact and a year stays small;
 - cumulative and gauge rows are thinned, not summed: database stats and connection counts keep
-  the last snapshot of each hour, table and index stats the last snapshot of each day (table
-  growth is a daily question; hourly rows for 1,000 tables would be most of a year's store);
+  the last snapshot of each hour, table and index stats each relation's last row of each day,
+  moved to the day's last snapshot (table growth is a daily question; hourly rows for 1,000
+  tables would be most of a year's store);
 - the events of dropped snapshots (reset, restart, ...) move to the snapshot kept after them,
   and kept snapshots get their interval to the previous kept one, so rates stay right.
 """
@@ -45,11 +46,10 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
         last_of_hour = set(old.groupby(["target_id", "hour"])["id"].last())
         last_of_day = set(old.groupby(["target_id", "day"])["id"].last())
         drop_hourly = [i for i in old["id"] if i not in last_of_hour]
-        drop_daily = [i for i in old["id"] if i not in last_of_day]
         for table in (S.database_stats, S.activity_counts, *S.SNAPSHOT_TABLES):
             _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_hourly)
-        for table in (S.table_stats, S.index_stats):
-            _in_chunks(conn, lambda ids, t=table: t.delete().where(t.c.snapshot_id.in_(ids)), drop_daily)
+        for table, key in ((S.table_stats, ["schema", "table"]), (S.index_stats, ["schema", "index"])):
+            _thin_daily(conn, table, key, old, last_of_day)
         _carry_events(conn, old, last_of_hour)
         _in_chunks(conn, lambda ids: s.delete().where(s.c.id.in_(ids)), drop_hourly)
         result["rolled_up_snapshots"] = len(old)
@@ -134,6 +134,43 @@ def _other_statement(conn, target_id: int) -> int:
     return conn.execute(st.insert().values(
         target_id=target_id, userid=0, dbid=0, queryid=0, toplevel=True, user=None, database=None,
         query=OTHER_QUERY, first_seen=pd.Timestamp.now(tz="UTC").to_pydatetime())).inserted_primary_key[0]
+
+
+def _thin_daily(conn, table, key: list[str], old: pd.DataFrame, last_of_day: set) -> None:
+    """Table and index rows of each old day come down to one per relation: its last row of the
+    day (its state at the day's end), moved to the day's last snapshot. Rows are written only
+    when they change (history/sparse.py), so the day's last snapshot alone would miss the
+    relations that did not change late in the day; a relation dropped that day keeps no row.
+    A day whose snapshots all wrote every row (before schema version 4) just keeps its last."""
+    strip = [int(i) for i in old["id"] if i not in last_of_day]
+    with_rows = set()
+    for i in range(0, len(strip), CHUNK):
+        with_rows.update(r[0] for r in conn.execute(
+            sa.select(table.c.snapshot_id).distinct().where(table.c.snapshot_id.in_(strip[i:i + CHUNK]))))
+    s = S.snapshots
+    for (tid, day), group in old[old["id"].isin(with_rows)].groupby(["target_id", "day"]):
+        day_snaps = old[(old["target_id"] == tid) & (old["day"] == day)].sort_values("ts")
+        ids = [int(i) for i in day_snaps["id"]]
+        keeper, others = ids[-1], ids[:-1]
+        sizing = dict(conn.execute(sa.select(s.c.id, s.c.sizing).where(s.c.id.in_(ids))).all())
+        if all(v is None for v in sizing.values()):
+            _in_chunks(conn, lambda chunk: table.delete().where(table.c.snapshot_id.in_(chunk)), others)
+            continue
+        rows = pd.concat([pd.read_sql(sa.select(table).where(table.c.snapshot_id.in_(ids[i:i + CHUNK])), conn)
+                          for i in range(0, len(ids), CHUNK)], ignore_index=True)
+        dense = any(v == "full" or (v is None and i in set(rows["snapshot_id"])) for i, v in sizing.items())
+        rows["_pos"] = rows["snapshot_id"].map({i: n for n, i in enumerate(ids)})
+        last = rows.sort_values("_pos", kind="stable").groupby(key, sort=False).tail(1)
+        if dense:   # the keeper holds every relation there is: a dropped one is simply absent
+            last = last[last["sizing"].fillna("") != "gone"]
+        _in_chunks(conn, lambda chunk: table.delete().where(table.c.snapshot_id.in_(chunk)), ids)
+        last = last.drop(columns=["_pos"]).assign(snapshot_id=keeper)
+        if len(last):
+            conn.execute(table.insert(), last.astype(object).where(last.notna(), None).to_dict("records"))
+        if table is S.table_stats:
+            _in_chunks(conn, lambda chunk: s.update().where(s.c.id.in_(chunk)).values(sizing=None), others)
+            if dense:
+                conn.execute(s.update().where(s.c.id == keeper).values(sizing="full"))
 
 
 def _carry_events(conn, old: pd.DataFrame, kept: set) -> None:

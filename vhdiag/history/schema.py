@@ -17,12 +17,21 @@ Changelog of SCHEMA_VERSION:
    transaction, waiting on a lock or blocking one: who blocked whom, by application).
 3. ``check_results``: what each ``vhdiag check`` run found (status, evidence, fix, and the subjects
    it saw), so the next run can say what is new "since the previous check".
+4. sparse table and index rows (vhdiag/collect/sizing.py, history/sparse.py): ``snapshots.sizing``
+   (``full``: every table sized and every row written; ``changed``: only the tables whose
+   statistics moved were sized and only changed rows written; NULL before version 4, when every
+   snapshot wrote every row, or when no table was collected), ``table_stats.sizing`` and
+   ``index_stats.sizing`` (``sized``: measured by this snapshot; ``carried``: the last size
+   carried forward; ``skipped``: locked, no size; ``gone``: the relation was dropped; NULL
+   before version 4), and
+   ``table_last``/``index_last``, each target's last written rows (and each table's signature),
+   which the next snapshot diffs against.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -56,6 +65,7 @@ snapshots = sa.Table(
     sa.Column("events", sa.String(200), nullable=False, default=""),  # baseline,reset,restart,...
     sa.Column("notes", sa.Text, nullable=False, default=""),          # what was skipped and why
     sa.Column("duration_ms", sa.Float),
+    sa.Column("sizing", sa.String(8)),            # version 4: full, changed; NULL: every row written
     sa.Index("snapshots_target_ts", "target_id", "ts"),
 )
 
@@ -119,11 +129,35 @@ table_stats = sa.Table(
     sa.Column("table", sa.String(128), primary_key=True),
     *[sa.Column(c, sa.BigInteger) for c in TABLE_FIELDS],
     sa.Column("size_skipped", sa.Boolean, nullable=False, default=False),
+    sa.Column("sizing", sa.String(8)),            # version 4: sized, carried, skipped, gone
 )
 
 index_stats = sa.Table(
     "index_stats", metadata,
     sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True),
+    sa.Column("schema", sa.String(128), primary_key=True),
+    sa.Column("index", sa.String(128), primary_key=True),
+    sa.Column("table", sa.String(128), nullable=False),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("scans", sa.BigInteger),
+    sa.Column("sizing", sa.String(8)),            # version 4: sized, carried, skipped, gone
+)
+
+# Version 4: each target's last written table and index rows, what the next snapshot diffs
+# against (the rows themselves are written only when they change).
+table_last = sa.Table(
+    "table_last", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("schema", sa.String(128), primary_key=True),
+    sa.Column("table", sa.String(128), primary_key=True),
+    *[sa.Column(c, sa.BigInteger) for c in TABLE_FIELDS],
+    sa.Column("size_skipped", sa.Boolean, nullable=False, default=False),
+    sa.Column("sig", sa.String(32)),              # space_signatures.sql; NULL: size it next time
+)
+
+index_last = sa.Table(
+    "index_last", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
     sa.Column("schema", sa.String(128), primary_key=True),
     sa.Column("index", sa.String(128), primary_key=True),
     sa.Column("table", sa.String(128), nullable=False),
@@ -235,7 +269,17 @@ def _v3(conn) -> None:
     check_results.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, callable] = {2: _v2, 3: _v3}
+def _v4(conn) -> None:
+    # Rows written before stay as they are (every snapshot has every row: sizing NULL reads as
+    # such); the first snapshot after the upgrade finds no table_last and sizes everything.
+    for table, column in ((snapshots, "sizing"), (table_stats, "sizing"), (index_stats, "sizing")):
+        prep = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.quote(column)} VARCHAR(8)")
+    for table in (table_last, index_last):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, callable] = {2: _v2, 3: _v3, 4: _v4}
 
 # Tables a migration dropped or renamed: an older store still has them, and they are vhdiag's
 # (history/guard.py refuses a database holding any other table).

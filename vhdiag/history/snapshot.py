@@ -26,12 +26,16 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..collect import registry, space
+from ..collect.sizing import SizePlan
 from ..errors import CapabilityError, first_line
 from ..marker import MARKER
 
 
-def collect(target) -> dict:
+def collect(target, plan: SizePlan | None = None) -> dict:
+    """Every snapshot frame of ``target``; tables and indexes sized as ``plan`` says (all of them
+    without one; ``History.snapshot`` makes the plan from the store, vhdiag/collect/sizing.py)."""
     started = time.perf_counter()
+    plan = plan or SizePlan()
     caps = target.capabilities
     notes: list[str] = []
     frames: dict = {}
@@ -47,7 +51,7 @@ def collect(target) -> dict:
 
     for entry in registry.collectors():
         if entry.snapshot and entry.snapshot_function is not None:
-            attempt(entry.name, lambda fn=entry.snapshot_function: fn(target))
+            attempt(entry.name, lambda fn=entry.snapshot_function: fn(target, plan))
         elif entry.snapshot:
             attempt(entry.name, getattr(target, entry.method))
     info = None
@@ -90,6 +94,7 @@ def collect(target) -> dict:
         and pd.notna(info["dealloc"].iloc[0]) else None,
         "max_connections": max_connections,
         "collect_ms": (time.perf_counter() - started) * 1000,
+        "sizing": plan.sizing if "tables" in frames else None,
     }
     frames["notes"] = notes
     return frames

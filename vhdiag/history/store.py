@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from ..errors import ConfigError, VhdiagError, first_line
 from ..timeparse import parse_time, parse_window
-from . import guard
+from . import guard, names
 from . import schema as S
 from .reads import _between
 from .values import py_value, utc_frame
@@ -202,9 +202,13 @@ class History(SnapshotWriter):
     def snapshot(self, target, name: str | None = None) -> dict:
         """Collect from ``target`` and record one snapshot; returns a summary dict."""
         from .snapshot import collect
+        from .sparse import size_plan
         self._ready(guard.CREATE)  # a store that cannot take it is refused before the target is queried
-        frames = collect(target)
-        return self.record(frames, name or default_target_name(target))
+        name = name or default_target_name(target)
+        with self._read() as conn:
+            plan = size_plan(conn, name, pd.Timestamp.now(tz="UTC"))
+        frames = collect(target, plan)
+        return self.record(frames, name)
 
     def targets(self) -> pd.DataFrame:
         with self._read() as conn:
@@ -220,9 +224,9 @@ class History(SnapshotWriter):
                 raise VhdiagError(f"history store {self.display} has no snapshots yet: run vhdiag snapshot first")
             raise VhdiagError(f"history store {self.display} holds several targets ({', '.join(r[1] for r in rows)}): "
                               "pass target=NAME (--target-name NAME)")
-        for tid, name in rows:
-            if name == target:
-                return tid
+        found = names.match(rows, target)   # an older store's socket name too (names.py)
+        if found is not None:
+            return found[0]
         raise VhdiagError(f"no target named {target!r} in history store {self.display}: "
                           f"known: {', '.join(r[1] for r in rows) or 'none'}")
 
@@ -343,12 +347,13 @@ class History(SnapshotWriter):
                 conn.execute(S.check_results.insert(), rows)
 
     def previous_checks(self, name: str, before=None) -> tuple[pd.Timestamp | None, dict]:
-        """The newest recorded check run of target ``name`` (before ``before``): its time and
-        ``{check: {"status", "evidence", "fix", "items"}}``; ``(None, {})`` when there is none."""
+        """The newest recorded check run of target ``name`` (before ``before``): its time and, per
+        check, the newest run that had it (an evening-only check's is the previous evening's)
+        ``{check: {"status", "evidence", "fix", "items", "ts"}}``; ``(None, {})`` when there is none."""
         import json
         c = S.check_results
         with self._read() as conn:
-            row = conn.execute(sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
+            row = names.find(conn, name)
             if row is None:
                 return None, {}
             q = sa.select(sa.func.max(c.c.ts)).where(c.c.target_id == row[0])
@@ -357,11 +362,16 @@ class History(SnapshotWriter):
             ts = conn.execute(q).scalar()
             if ts is None:
                 return None, {}
-            found = conn.execute(sa.select(c).where(c.c.target_id == row[0], c.c.ts == ts)).mappings().all()
-        ts = pd.Timestamp(ts)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            latest = sa.select(c.c.check, sa.func.max(c.c.ts).label("ts")).where(
+                c.c.target_id == row[0], c.c.ts <= ts).group_by(c.c.check).subquery()
+            found = conn.execute(sa.select(c).join(latest, (c.c.check == latest.c.check) & (c.c.ts == latest.c.ts))
+                                 .where(c.c.target_id == row[0])).mappings().all()
+        def utc_ts(v):
+            v = pd.Timestamp(v)
+            return v.tz_localize("UTC") if v.tzinfo is None else v.tz_convert("UTC")
+        ts = utc_ts(ts)
         return ts, {r["check"]: {"status": r["status"], "evidence": r["evidence"], "fix": r["fix"],
-                                 "items": json.loads(r["items"] or "[]")} for r in found}
+                                 "items": json.loads(r["items"] or "[]"), "ts": utc_ts(r["ts"])} for r in found}
 
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:
@@ -390,5 +400,8 @@ class History(SnapshotWriter):
 
 
 def default_target_name(target) -> str:
-    """host:port/dbname of the target: stable across users, no secret in it."""
-    return target.display.split("@", 1)[-1]
+    """The target's name in the store unless ``--target-name`` gives one: ``host:port/dbname``,
+    a Unix socket as ``local`` (``local:5432/vendhub``); stable across users, no secret in it.
+    The one rule for snapshot, check and report (vhdiag/dsn.py ``target_name``). ``target``: a
+    Target (what its connection reached) or a ResolvedDSN (what it would reach)."""
+    return target.name

@@ -2,7 +2,8 @@
 
 ``SnapshotWriter`` is the write half of ``History`` (vhdiag/history/store.py): the target is
 locked, the previous snapshot read, events detected, statement deltas and sizes written, and a
-snapshot killed halfway leaves nothing.
+snapshot killed halfway leaves nothing. Table and index rows are written only when they change
+(history/sparse.py).
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
+from ..dsn import short_target_name
 from ..errors import VhdiagError
 from ..redact import redact_secrets
+from . import names
 from . import schema as S
+from . import sparse
 from .deltas import KEY, add_sumsq, detect_events, statement_deltas
 from .values import plain_column, py_value, records, utc_frame
 
@@ -49,6 +53,8 @@ class SnapshotWriter:
                                       "recorded while this one was collected; this one was dropped: "
                                       "nothing to do, or check that the clocks agree")
             events = detect_events(dict(prev) if prev else None, header, recent)
+            # Every table sized (a frame collected without a plan is): every row is written.
+            sizing = header.get("sizing", "full") if frames.get("tables") is not None else None
             snap_id = conn.execute(S.snapshots.insert().values(
                 target_id=target_id, ts=py_value(header["ts"]), interval_s=header.get("interval_s"),
                 server_version_num=header["server_version_num"],
@@ -56,15 +62,13 @@ class SnapshotWriter:
                 reads_all_stats=header.get("reads_all_stats"),
                 pgss_stats_reset=py_value(header.get("pgss_stats_reset")), pgss_dealloc=py_value(header.get("pgss_dealloc")),
                 max_connections=py_value(header.get("max_connections")), events=",".join(events),
-                notes="; ".join(frames.get("notes", [])), duration_ms=None,
+                notes="; ".join(frames.get("notes", [])), duration_ms=None, sizing=sizing,
             )).inserted_primary_key[0]
             _fault_point("write")
             n_changed = self._write_statements(conn, target_id, snap_id, frames.get("statements"),
                                                events, header["ts"], prev_ts)
-            self._write_simple(conn, S.table_stats, snap_id, frames.get("tables"),
-                               ["schema", "table", *S.TABLE_FIELDS, "size_skipped"])
-            self._write_simple(conn, S.index_stats, snap_id, frames.get("indexes"),
-                               ["schema", "index", "table", "bytes", "scans"])
+            sparse.write_tables(self, conn, target_id, snap_id, frames.get("tables"), sizing == "full")
+            sparse.write_indexes(self, conn, target_id, snap_id, frames.get("indexes"), sizing == "full")
             self._write_simple(conn, S.database_stats, snap_id, frames.get("database"),
                                ["database", *S.DATABASE_FIELDS, "stats_reset"])
             self._write_simple(conn, S.activity_counts, snap_id, frames.get("activity"),
@@ -88,6 +92,15 @@ class SnapshotWriter:
                            sa.select(S.targets.c.id).where(S.targets.c.name == name)).first()
         if row:
             return row[0]
+        old = names.find(conn, name)
+        if old is not None:
+            # An older store's name for this target (``[socket /dir]:5432/db``): it becomes the
+            # name given, and the history goes on under it (names.py says why).
+            if not self.is_sqlite:
+                conn.execute(sa.select(S.targets.c.id).where(S.targets.c.id == old[0]).with_for_update())
+            if short_target_name(name) == name:
+                conn.execute(S.targets.update().where(S.targets.c.id == old[0]).values(name=name))
+            return old[0]
         if not self.is_sqlite:
             from sqlalchemy.dialects.postgresql import insert
             conn.execute(insert(S.targets).values(name=name, created_at=pd.Timestamp.now(tz="UTC").to_pydatetime())

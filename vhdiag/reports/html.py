@@ -49,32 +49,73 @@ def _metas(root: Path) -> list[tuple[Path, dict]]:
 
 
 def write_index(root: Path) -> Path:
-    """``root/index.html``: every report under ``root``, newest first, failures included."""
+    """``root/index.html``: per target (a section each), one row per period folder (a week, a
+    month, a window), newest first, linking each report of the period, with the findings counted
+    by severity over its reports (a handoff's copies of other reports' findings count once). A
+    report whose newest run failed shows why, with its partial notebook."""
     root = Path(root)
-    rows = []
-    for path, m in sorted(_metas(root), key=lambda pm: pm[1].get("generated_at", ""), reverse=True):
-        rel = path.parent.relative_to(root).as_posix() + "/"
+    groups: dict[str, dict[str, dict]] = {}
+    for path, m in _metas(root):
+        target_dir = path.relative_to(root).parts[0]
         failed = m.get("status") == "failed"
-        if failed:
-            status = f'<span class="failed">failed</span>: {h.escape(m.get("reason", ""))}'
-            links = [f'<a href="{h.escape(rel + m.get("notebook", ""))}">partial notebook</a>']
-        else:
-            counts = m.get("findings", {})
-            status = ", ".join(f'<span class="{s}">{counts[s]} {s}</span>' for s in SEVERITIES
-                               if counts.get(s)) or "no findings"
-            links = [f'<a href="{h.escape(rel + m["html"])}">report</a>',
-                     f'<a href="{h.escape(rel + m["notebook"])}">notebook</a>']
-            if m.get("summary"):
-                links.append(f'<a href="{h.escape(rel + m["summary"])}">findings (JSON)</a>')
-        period = m.get("period_words") or m.get("period", "")
-        rows.append(f"<tr><td>{h.escape(m.get('generated_at', '')[:19].replace('T', ' '))}</td>"
-                    f"<td>{h.escape(m.get('title', ''))}</td><td>{h.escape(m.get('target', ''))}</td>"
-                    f"<td>{h.escape(period)}</td><td>{status}</td><td>{' · '.join(links)}</td></tr>")
+        period = m.get("period", "") if failed else path.parent.name
+        row = groups.setdefault(m.get("target") or target_dir, {}).setdefault(
+            f"{target_dir}/{period}", {"period": period, "words": "", "since": "", "reports": {}})
+        # the period in words from a report that covers exactly the folder's period (a capacity
+        # report filed under its week learned from 30 days)
+        exact = bool(m.get("since") and m.get("until")) and _period(m["since"], m["until"]) == period
+        if exact or not row["words"]:
+            row["words"], row["since"] = m.get("period_words") or period, m.get("since", "")
+        rel = path.parent.relative_to(root).as_posix() + "/"
+        runs = row["reports"].setdefault(m.get("name"), {})
+        kind = "failed" if failed else "ok"
+        if kind not in runs or m.get("generated_at", "") > runs[kind][0].get("generated_at", ""):
+            runs[kind] = (m, rel)
+    sections = []
+    for target in sorted(groups):
+        rows = sorted(groups[target].values(), key=lambda r: (r["since"], r["period"]), reverse=True)
+        sections.append(f"<h2>{h.escape(target)}</h2><table><thead><tr><th>period</th><th>reports</th>"
+                        "<th>findings</th><th>generated (UTC)</th></tr></thead><tbody>"
+                        + "".join(_row(r) for r in rows) + "</tbody></table>")
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>vhdiag reports</title><style>"
-            "body{font-family:sans-serif;margin:24px} table{border-collapse:collapse} td,th{padding:4px 10px;"
-            "border-bottom:1px solid #ccd;text-align:left;vertical-align:top} th{background:#eef1f5}"
-            ".failed,.critical{color:#b00;font-weight:bold} .warning{color:#a60}</style></head><body>"
-            "<h1>vhdiag reports</h1><table><thead><tr><th>generated (UTC)</th><th>report</th><th>target</th>"
-            "<th>period</th><th>findings</th><th></th></tr></thead><tbody>" + "".join(rows) +
-            "</tbody></table></body></html>")
+            "body{font-family:sans-serif;margin:24px} table{border-collapse:collapse;margin-bottom:18px} "
+            "td,th{padding:4px 10px;border-bottom:1px solid #ccd;text-align:left;vertical-align:top} "
+            "th{background:#eef1f5} .failed,.critical{color:#b00;font-weight:bold} .warning{color:#a60} "
+            "small a{color:#557}</style></head><body><h1>vhdiag reports</h1>" + "".join(sections) + "</body></html>")
     return write_private(root / "index.html", page)
+
+
+def _period(since, until) -> str:
+    from .periods import period_name
+    try:
+        return period_name(since, until)
+    except (ValueError, TypeError):
+        return ""
+
+
+def _row(row: dict) -> str:
+    totals = dict.fromkeys(SEVERITIES, 0)
+    links, latest = [], ""
+    for name in sorted(row["reports"], key=lambda n: (n != "handoff", n or "")):
+        runs = row["reports"][name]
+        ok, bad = runs.get("ok"), runs.get("failed")
+        if bad and (ok is None or bad[0].get("generated_at", "") > ok[0].get("generated_at", "")):
+            m, rel = bad   # the newest run failed; the report before it (if any) is still in place
+            latest = max(latest, m.get("generated_at", ""))
+            links.append(f'<div>{h.escape(m.get("title", ""))}: <span class="failed">failed</span>: '
+                         f'{h.escape(m.get("reason", ""))} <small><a href="{h.escape(rel + m.get("notebook", ""))}">'
+                         "partial notebook</a></small></div>")
+        if ok is None:
+            continue
+        m, rel = ok
+        latest = max(latest, m.get("generated_at", ""))
+        for s in SEVERITIES:
+            totals[s] += int((m.get("findings_own") or m.get("findings") or {}).get(s, 0))
+        extra = [f'<a href="{h.escape(rel + m["notebook"])}">notebook</a>']
+        if m.get("summary"):
+            extra.append(f'<a href="{h.escape(rel + m["summary"])}">findings (JSON)</a>')
+        links.append(f'<div><a href="{h.escape(rel + m["html"])}">{h.escape(m.get("title", ""))}</a> '
+                     f'<small>{" · ".join(extra)}</small></div>')
+    counts = ", ".join(f'<span class="{s}">{totals[s]} {s}</span>' for s in SEVERITIES if totals[s]) or "no findings"
+    return (f"<tr><td>{h.escape(row['words'])}</td><td>{''.join(links)}</td><td>{counts}</td>"
+            f"<td>{h.escape(latest[:19].replace('T', ' '))}</td></tr>")

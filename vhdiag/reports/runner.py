@@ -97,8 +97,13 @@ def _check_out(out) -> Path:
 def run_report(name: str, *, target: str | None = None, history: str | None = None, since=None, until=None,
                window=None, week=None, month=None, day=None, out="reports", parameters: dict | None = None,
                assignments=None, target_name: str | None = None, statement_timeout_ms: int | None = None,
-               config: str | None = None, progress: bool | None = None, now=None) -> RunResult:
+               config: str | None = None, progress: bool | None = None, now=None, folder: str | None = None,
+               kernel=None) -> RunResult:
     """Execute the report's notebook for a window and write its folder (module docstring).
+
+    ``folder``: the period folder to write to instead of the window's name (the weekly run files a
+    capacity report learning from 30 days under its week); ``kernel``: a ``kernel.SharedKernel``
+    to run in instead of starting a kernel of its own (its environment is the caller's business).
 
     Raises VhdiagError (one line) when the notebook fails, naming the cell and where the partial
     notebook is kept."""
@@ -127,7 +132,7 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
         if not since and not window and hasattr(spec.module, "default_window"):
             window = spec.module.default_window(params)  # e.g. capacity: its window (30d), not 7 days
         start, end = periods.resolve_window(since, until, window, now=now)
-    period = periods.period_name(start, end)
+    period = folder or periods.period_name(start, end)
     root = _check_out(out)
     target_ref, env = refs.target_reference(target)
     history_ref, history_env = refs.history_reference(history)
@@ -156,7 +161,8 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
             # The kernel's log level: its warning about TCP without encryption is not the DBA's business.
             papermill.execute_notebook(str(spec.notebook), str(executed), parameters=nb_params,
                                        progress_bar=show_progress, cwd=str(work),
-                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                       **({"km": kernel.manager()} if kernel is not None else {}))
             nb = html.read_notebook(executed)
             payload = _payload(nb, spec.name)
             wall = time.perf_counter() - started
@@ -239,7 +245,10 @@ def _meta(spec, period, start, end, target, display, wall, summary, executed) ->
             "since": start.isoformat(), "until": end.isoformat(), "target": target, "target_display": display,
             "generated_at": pd.Timestamp.now(tz="UTC").isoformat(), "duration_s": round(wall, 2),
             "html": f"{spec.name}.html", "notebook": executed.name, "summary": f"{spec.name}.summary.json",
-            "findings": {s: int(summary.get("counts", {}).get(s, 0)) for s in SEVERITIES}}
+            "findings": {s: int(summary.get("counts", {}).get(s, 0)) for s in SEVERITIES},
+            # what the index adds up per period: not the copies of other reports' findings (the handoff's tasks)
+            "findings_own": {s: sum(1 for f in summary.get("findings", []) if f.get("severity") == s
+                                    and not (f.get("metrics") or {}).get("from_report")) for s in SEVERITIES}}
 
 
 def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str) -> None:

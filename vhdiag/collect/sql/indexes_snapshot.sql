@@ -3,6 +3,10 @@
 -- three calls per index) and ranks duplicates, which the store keeps none of: at 20,000
 -- indexes that was over half a second of the server's time per snapshot.
 --
+-- Sizes are taken only where :all_sizes is true (the day's full sizing) or for the indexes of
+-- the tables in :oids (whose signature moved, space_signatures.sql): the others get null bytes
+-- and sized = false, and the store carries their last size forward.
+--
 -- Sizes skip an index whose table or itself another session holds (or waits for) in ACCESS
 -- EXCLUSIVE mode, as in indexes.sql: null bytes and size_skipped = true, never a lock wait.
 WITH /* vhdiag */ locked AS (
@@ -14,7 +18,7 @@ WITH /* vhdiag */ locked AS (
       AND l.pid IS DISTINCT FROM pg_backend_pid()
 ),
 idx AS (
-    SELECT i.indexrelid, n.nspname, t.relname AS table_name, c.relname AS index_name,
+    SELECT i.indexrelid, i.indrelid, n.nspname, t.relname AS table_name, c.relname AS index_name,
            EXISTS (SELECT 1 FROM locked AS l WHERE l.oid IN (i.indexrelid, i.indrelid)) AS size_skipped
     FROM pg_index AS i
     JOIN pg_class AS c ON c.oid = i.indexrelid
@@ -26,9 +30,10 @@ idx AS (
 SELECT x.nspname AS schema,
        x.table_name AS "table",
        x.index_name AS "index",
-       CASE WHEN NOT x.size_skipped THEN pg_total_relation_size(x.indexrelid) END AS bytes,
+       CASE WHEN x.sized THEN pg_total_relation_size(x.indexrelid) END AS bytes,
        x.size_skipped,
+       x.sized,
        s.idx_scan AS scans
-FROM idx AS x
+FROM (SELECT idx.*, NOT idx.size_skipped AND (:all_sizes OR idx.indrelid = ANY (CAST(:oids AS oid[]))) AS sized
+      FROM idx) AS x
 LEFT JOIN pg_stat_user_indexes AS s ON s.indexrelid = x.indexrelid
-ORDER BY x.nspname, x.table_name, x.index_name
