@@ -217,12 +217,23 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     week_start, _ = calendar_window(week="last", now=now)
     say(f"[2/{steps}] replaying ISO week {week_start:%G-W%V} (planted: a settings change, the connection pool "
         "exhausted, DDL, a new statement)")
-    with History(history_url) as history:
-        week = demo_week.simulate(server, history, DEMO_TARGET, week_start, APP_ROLE, DB, say)
-    metrics = demo_week.metric_history(week.start, now)
+    # The metric history first: the simulated morning checks read its last 24 hours.
     metrics_file = home / "metrics.csv"
-    write_private(metrics_file, metrics.to_csv(index=False))
+    write_private(metrics_file, demo_week.metric_history(week_start, now).to_csv(index=False))
+    metrics = vhdiag.load_metrics(str(metrics_file))       # read back as any user's export would be
     import_metrics(history_url, metrics, DEMO_TARGET)
+    store_metrics = f"sqlite:///{history_url}"
+
+    def morning(ts):
+        from . import checks
+        run = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET, metrics=store_metrics,
+                         now=ts)
+        counts = run.counts()
+        say(f"  morning check {ts:%a %d %b %H:%M}: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+
+    with History(history_url) as history:
+        week = demo_week.simulate(server, history, DEMO_TARGET, week_start, APP_ROLE, DB, say,
+                                  morning_check=morning if report else None)
     say(f"  {week.snapshots} snapshots; {len(metrics):,} metric samples in {metrics_file}")
 
     say(f"[3/{steps}] what vhdiag sees now")
@@ -263,19 +274,37 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
 def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int, say) -> None:
     """The week's reports, the incident's post-mortem and a morning check, all marked demo data."""
     from . import checks
+    from .errors import VhdiagError
     from .reports import run_report
-    say(f"\n[4/{steps}] the weekly reports of {week.iso_week} and the post-mortem of the incident (papermill)")
-    runs = [("slow_queries", {"week": week.iso_week}, []), ("capacity", {"week": week.iso_week}, []),
-            ("postmortem", {}, [f"around={week.incident_middle.isoformat()}",
-                                "title=Connection pool exhausted: half the requests failing"])]
-    for name, period, assignments in runs:
-        result = run_report(name, target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
-                            assignments=assignments, progress=False, now=now, **period)
-        counts = {s: sum(f.get("severity") == s for f in result.findings) for s in ("critical", "warning", "info")}
+    from .reports.weekly import run_weekly
+    say(f"\n[4/{steps}] the weekly reports and on-call handoff of {week.iso_week}, and the incident's post-mortem "
+        "(papermill)")
+
+    def line(title, findings, html_path):
+        counts = {s: sum(f.get("severity") == s for f in findings) for s in ("critical", "warning", "info")}
         found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
-        say(f"  {result.title}: {found} -> {result.html}")
+        say(f"  {title}: {found} -> {html_path}")
+
+    def done(outcome):
+        if outcome.ok:
+            line(outcome.result.title, outcome.result.findings, outcome.result.html)
+        else:
+            say(f"  {outcome.name}: FAILED: {outcome.error}")
+
+    # The demo snapshots every 6 hours (a real schedule: every 15 minutes), so a gap is longer.
+    weekly = run_weekly(target=dsn, history=history_url, week=week.iso_week, out=reports_dir,
+                        target_name=DEMO_TARGET, progress=False, now=now, on_done=done,
+                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"])
+    result = run_report("postmortem", target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
+                        assignments=[f"around={week.incident_middle.isoformat()}",
+                                     "title=Connection pool exhausted: half the requests failing"],
+                        progress=False, now=now)
+    line(result.title, result.findings, result.html)
+    if not weekly.ok:
+        raise VhdiagError("a weekly report failed (see above); its partial notebook is kept under .failed/")
     say(f"[5/{steps}] a morning check (the runbook's daily checklist)")
-    check = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET, metrics=history_url,
+    check = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET,
+                       metrics=f"sqlite:///{history_url}",
                        now=now)
     counts = check.counts()
     say(f"  {len(check.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")

@@ -35,7 +35,7 @@ import psycopg
 SEED = 24                                   # VH-M24
 SNAPSHOT_EVERY = pd.Timedelta(hours=6)
 DENSE_EVERY = pd.Timedelta(minutes=15)      # around the incident: the runbook's 15-minute checks
-DEMO_LABELS = "source=demo"
+DEMO_LABELS = '{"source": "demo"}'   # as vhdiag.metrics frames hold labels: a JSON object
 
 # Offsets from the start of the ISO week (Monday 00:00 UTC).
 SETTINGS_CHANGE_AT = pd.Timedelta(days=1, hours=10)
@@ -45,6 +45,7 @@ DDL_AT = pd.Timedelta(days=3, hours=11)
 NEW_STATEMENT_FROM = pd.Timedelta(days=3)
 CPU_WARNING = (pd.Timedelta(days=4, hours=16), pd.Timedelta(days=4, hours=16, minutes=20))
 POOL_SESSIONS = 32                          # over the runbook's 30: critical
+MORNING_CHECK_AT = pd.Timedelta(hours=9)    # the runbook's morning checklist, 09:00 UTC
 
 STOCK_ALERT_SQL = ("SELECT machine_id, min(stock_level) FROM telemetry WHERE stock_level < %s "
                    "GROUP BY machine_id ORDER BY 2 LIMIT 20")
@@ -110,8 +111,9 @@ def metric_history(start: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
 
 
 def simulate(server, history, target_name: str, start: pd.Timestamp, app_role: str, db: str,
-             say: Callable[[str], None]) -> Week:
-    """Replay the week on ``server`` into ``history`` (its own store: the demo starts it empty)."""
+             say: Callable[[str], None], morning_check: Callable[[pd.Timestamp], None] | None = None) -> Week:
+    """Replay the week on ``server`` into ``history`` (its own store: the demo starts it empty);
+    ``morning_check(ts)`` is called at each simulated 09:00, after the snapshot before it."""
     import vhdiag
     from .history.snapshot import collect
     end = start + pd.Timedelta(days=7)
@@ -120,10 +122,12 @@ def simulate(server, history, target_name: str, start: pd.Timestamp, app_role: s
     app_dsn = server.dsn(db, user=app_role, via="socket")
     admin_dsn = server.dsn(db, via="socket")
     with psycopg.connect(admin_dsn, autocommit=True) as admin:       # the same start on every run
+        admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {app_role}")   # sales keep coming
         admin.execute("ALTER SYSTEM SET work_mem = '4MB'")
         admin.execute("SELECT pg_reload_conf()")
     held: list[psycopg.Connection] = []
     done = {"settings": False, "ddl": False}
+    checks = [start + pd.Timedelta(days=d) + MORNING_CHECK_AT for d in range(7)]
     with vhdiag.connect(admin_dsn) as target:
         previous = None
         for i, ts in enumerate(times):
@@ -152,6 +156,10 @@ def simulate(server, history, target_name: str, start: pd.Timestamp, app_role: s
             frames = collect(target)
             frames["header"]["ts"] = ts
             history.record(frames, target_name)
+            following = times[i + 1] if i + 1 < len(times) else end
+            for when in checks:
+                if morning_check is not None and ts <= when < following:   # 09:00: after the 06:00 snapshot
+                    morning_check(when)
             previous = ts
             if i % 8 == 0 or i == len(times) - 1:
                 say(f"  simulated {ts:%a %d %b %H:%M} UTC: snapshot {i + 1} of {len(times)}")
