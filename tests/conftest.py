@@ -197,7 +197,7 @@ def _notebook_environment(tmp_dir: Path) -> dict[str, str]:
                     conn.execute("SELECT amount FROM nb_orders WHERE id = %s", (i + 1,))
                 conn.execute("SELECT pg_sleep(%s)", (0.02,))
             history.snapshot(target, "notebooks")
-    return {"VHDIAG_DSN": dsn, "VHDIAG_HISTORY": url}
+    return {"VHDIAG_DSN": dsn, "VHDIAG_HISTORY": url, "VHDIAG_TARGET_NAME": "notebooks"}  # explore.ipynb
 
 
 _saved_env: dict[str, str | None] = {}

@@ -168,13 +168,13 @@ def test_quota_threshold_labels_on_the_plot_do_not_overlap():
     apart, three labels that must not sit on each other (they did: all at the left edge)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from vhdiag import plots
+    from vhdiag.reports import figures
     ts = days(30)
     values = [1e9 + 1.3e8 * i for i in range(30)]       # 1 GB to 4.8 GB, 17 GB in 90 days
     quota = 6e9
     th = [(0.8 * quota, "80 % of quota"), (0.9 * quota, "90 % of quota"), (quota, "the quota")]
     f = fc.fit(ts, values, 90, S, thresholds=th, unit="bytes")
-    fig = plots.forecast_figure(f, "database fleet", "bytes", th)
+    fig = figures.forecast(f, "database fleet", "bytes", th)
     FigureCanvasAgg(fig)
     renderer = fig.canvas.get_renderer()
     from matplotlib.text import Text

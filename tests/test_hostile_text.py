@@ -10,7 +10,7 @@
   ``vhdiag show tables``. No format of ``show``/``history``, no error line, carries a raw control
   character; each shows its escape (``\\x1b``).
 
-Generated text (hypothesis) checks the two helpers behind it: ``plots.label`` and vhdiag's
+Generated text (hypothesis) checks the two helpers behind it: ``plot.label`` and vhdiag's
 figures draw anything without raising, and ``display.terminal_safe`` lets no control through.
 """
 from __future__ import annotations
@@ -165,13 +165,13 @@ def test_report_plots_escape_labels():
     matplotlib.use("Agg")
     import pandas as pd
 
-    from vhdiag import plots
+    from vhdiag import plot
     top = pd.DataFrame({"queryid": [1, 2, 3], "query": [DO_PLAIN, DO_TAGGED, DO_MATH], "share_pct": [70.0, 20.0, 10.0]})
     series = {str(q): pd.DataFrame({"ts": pd.to_datetime(["2026-11-29T12:15:00Z"]), "interval_s": [60.0], "calls": [2],
                                     "mean_exec_ms": [5.0], "complete": [False]}) for q in (1, 2, 3)}
     with matplotlib.rc_context({"text.usetex": True, "text.parse_math": True}):   # LaTeX is not installed here
-        figures = [plots.share_bars(top, "Share of $DB$ time"),
-                   plots.drilldown(series, queries={"1": DO_PLAIN, "2": DO_TAGGED, "3": DO_MATH})]
+        figures = [plot.top(top, by="share_pct", title="Share of $DB$ time"),
+                   plot.drilldown(series, queries={"1": DO_PLAIN, "2": DO_TAGGED, "3": DO_MATH})]
         for fig in figures:
             fig.canvas.draw()
     bars, drill = ([t.get_text() for t in fig.findobj(matplotlib.text.Text)] for fig in figures)
@@ -239,7 +239,7 @@ FIGURE_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check
 @given(HOSTILE, st.integers(1, 200))
 @settings(max_examples=150, deadline=None)
 def test_label_is_drawn_by_any_text(text, n):
-    """plots.label is safe in itself: a plain matplotlib Text with mathtext on (the default)
+    """plot.label is safe in itself: a plain matplotlib Text with mathtext on (the default)
     draws it, and shows $ as $; no control character gets through."""
     import warnings
 
@@ -247,9 +247,9 @@ def test_label_is_drawn_by_any_text(text, n):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from vhdiag import plots
+    from vhdiag import plot
     from vhdiag.display import CONTROL
-    shown = plots.label(text, n)
+    shown = plot.label(text, n)
     assert not CONTROL.search(shown)
     assert len(shown.replace("\\$", "$")) <= n
     fig = Figure(figsize=(4, 1))
@@ -272,7 +272,7 @@ def test_figures_draw_any_query_text(queries):
     matplotlib.use("Agg")
     import pandas as pd
 
-    from vhdiag import plots
+    from vhdiag import plot
     top = pd.DataFrame({"queryid": range(len(queries)), "query": queries,
                         "share_pct": [10.0 * (i + 1) for i in range(len(queries))]})
     series = {str(i): pd.DataFrame({"ts": pd.to_datetime(["2026-11-29T12:00:00Z", "2026-11-29T12:15:00Z"]),
@@ -280,8 +280,14 @@ def test_figures_draw_any_query_text(queries):
                                     "complete": [True, False]}) for i in range(len(queries))}
     with matplotlib.rc_context({"text.usetex": True, "text.parse_math": True}), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for fig in (plots.share_bars(top, queries[0]),
-                    plots.drilldown(series, title=queries[0], queries=dict(zip(series, queries)))):
+        comparison = pd.DataFrame({"queryid": range(len(queries)), "query": queries, "status": "regressed",
+                                   "mean_exec_ms": 2.0, "baseline_mean_exec_ms": 1.0})
+        sizes = pd.DataFrame({"ts": pd.to_datetime(["2026-11-29T12:00:00Z"] * len(queries)), "schema": queries,
+                              "table": queries, "total_bytes": 8192})
+        for fig in (plot.top(top, by="share_pct", title=queries[0]),
+                    plot.drilldown(series, title=queries[0], queries=dict(zip(series, queries))),
+                    plot.compare(comparison, title=queries[0]), plot.growth(sizes),
+                    plot.statement(series["0"], 0, title=queries[0])):
             fig.canvas.draw()
 
 

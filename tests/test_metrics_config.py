@@ -66,6 +66,14 @@ def test_every_handoff_default_says_it_is_vhdiags_own():
     assert load_config()["handoff"]["reports"] == ["slow_queries", "capacity"]
 
 
+LAB_OWN = ("dir", "port", "start_timeout_s")   # [lab]: vhdiag lab
+
+
+def test_every_lab_default_says_it_is_vhdiags_own():
+    lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in LAB_OWN]
+    assert len(lines) == len(LAB_OWN) and all("vhdiag's own" in ln for ln in lines)
+
+
 def test_every_checks_default_says_it_is_vhdiags_own():
     lines = [ln for ln in DEFAULTS_PATH.read_text().splitlines() if ln.split("=")[0].strip() in CHECKS_OWN]
     assert len(lines) == len(CHECKS_OWN)
@@ -94,7 +102,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN, *LAB_OWN):
             assert "runbook" in line, line
 
 
@@ -136,7 +144,7 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
      "tables, reports, capacity, handoff, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, "
-     "metrics, triage)"),
+     "metrics, triage, lab)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

@@ -23,6 +23,7 @@ from vhdiag.reports.runner import parse_assignments
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPORT_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in registry.reports()]   # explore.ipynb is vhdiag lab's
 
 
 def test_there_are_notebooks():
@@ -55,12 +56,32 @@ def test_slow_queries_parameters_are_references():
 def test_notebooks_are_thin():
     """A report notebook calls build() once, then only displays: no findings, no file writes,
     no report name as a string."""
-    for path in NOTEBOOKS:
+    assert [p.stem for p in REPORT_NOTEBOOKS] == sorted(registry.reports())
+    for path in REPORT_NOTEBOOKS:
         code = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code")
         assert code.count(".build(") == 1, path
         for banned in ("open(", "write_text", "to_csv", "to_json", "json.dump", "findings(", "savefig",
                        f'"{path.stem}"', f"'{path.stem}'"):
             assert banned not in code, (path, banned)
+
+
+def test_explore_notebook_is_thin_and_holds_references_only():
+    """vhdiag lab's notebook: env: references for the database, the store and the name in it (the
+    DSN stays in the kernel's environment), one public call per cell, no logic of its own."""
+    path = ROOT / "notebooks" / "explore.ipynb"
+    params = papermill.inspect_notebook(str(path))
+    assert {k: v["default"] for k, v in params.items()} == {
+        "target": '"env:VHDIAG_DSN"', "history": '"env:VHDIAG_HISTORY"', "target_name": '"env:VHDIAG_TARGET_NAME"',
+        "since": '"7d"'}
+    cells = [c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
+    code = "\n".join(cells)
+    for call in ("db.statements()", "db.tables()", "db.indexes()", "db.locks()", "h.snapshot(", "h.compare(",
+                 "db.explain(", "plot.top(", "plot.compare(", "plot.statement(", "plot.growth("):
+        assert call in code, call
+    for banned in ("def ", "class ", "lambda", "\nfor ", "while ", "import os", "environ", "postgresql://", "open(",
+                   "savefig", "to_csv"):
+        assert banned not in code, banned
+    assert max(len(c.splitlines()) for c in cells) <= 9
 
 
 def test_report_names_and_alias():

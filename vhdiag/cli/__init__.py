@@ -35,7 +35,8 @@ from .common import Parser
 
 # One module per command; each has NAME, register(sub) and run(args). A new command is a new
 # module and one name here (the order is the order of `vhdiag --help`).
-MODULES = ["show", "doctor", "demo", "snapshot", "prune", "history", "metrics", "report", "check", "triage"]
+MODULES = ["show", "doctor", "demo", "snapshot", "prune", "history", "metrics", "report", "check", "triage",
+           "lab"]
 
 
 def _commands() -> dict:

@@ -242,7 +242,7 @@ def overview(r: HandoffReport) -> pd.DataFrame:
 
 
 def postmortem_links(r: HandoffReport):
-    from ..plots import Html, esc
+    from .tables import Html, esc
     if not r.postmortems:
         return Html("<p><em>no post-mortem report of this week in the report folder</em></p>")
     return Html("<ul>" + "".join(f'<li><a href="{esc(x["link"])}">post-mortem {esc(x["title"])}</a></li>'

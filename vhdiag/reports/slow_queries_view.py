@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import plots
+from .. import plot
+from . import tables
 from ..analysis import findings as F
 from ..analysis import slow_queries as sq
 from .slow_queries import SlowQueryReport
@@ -28,11 +29,11 @@ def overview(r: SlowQueryReport) -> pd.DataFrame:
 
 
 def intro(r: SlowQueryReport) -> list:
-    parts = [plots.table(overview(r))]
+    parts = [tables.table(overview(r))]
     if r.cumulative:
-        parts.append(plots.Html('<p style="font-size: 15px; color: #a40;"><b>Since stats reset, no history:</b> '
-                                + plots.esc(NO_HISTORY) + "</p>"))
-    return parts + [plots.paragraph(note) for note in r.notes]
+        parts.append(tables.Html('<p style="font-size: 15px; color: #a40;"><b>Since stats reset, no history:</b> '
+                                + tables.esc(NO_HISTORY) + "</p>"))
+    return parts + [tables.paragraph(note) for note in r.notes]
 
 
 def headline_lines(r: SlowQueryReport) -> list[str]:
@@ -53,20 +54,20 @@ def headline_lines(r: SlowQueryReport) -> list[str]:
 
 
 def headline(r: SlowQueryReport) -> list:
-    parts = [plots.paragraph(line) for line in headline_lines(r)]
-    parts.append(plots.bullets(f"[{f['severity']}] {f['title']}" for f in r.findings[:r.params["top_n"]]))
+    parts = [tables.paragraph(line) for line in headline_lines(r)]
+    parts.append(tables.bullets(f"[{f['severity']}] {f['title']}" for f in r.findings[:r.params["top_n"]]))
     if len(r.top_total):
-        parts.append(plots.share_bars(r.top_total, "Share of total execution time, top statements"))
+        parts.append(plot.top(r.top_total, by="share_pct", title="Share of total execution time, top statements"))
     return parts
 
 
 def rankings(r: SlowQueryReport) -> list:
     top_n, slow_ms, parts = r.params["top_n"], r.params["slow_ms"], []
     for key, (_, title) in sq.RANKINGS.items():
-        parts += [plots.Html(f"<h3>Top {top_n} {plots.esc(title)}</h3>"), plots.table(r.rankings[key], sq.RANK_COLUMNS)]
+        parts += [tables.Html(f"<h3>Top {top_n} {tables.esc(title)}</h3>"), tables.table(r.rankings[key], sq.RANK_COLUMNS)]
         if key == "mean_time":
-            parts += [plots.Html(f"<h4>Every statement over {slow_ms:g} ms mean: {len(r.slow)}</h4>"),
-                      plots.table(r.slow, sq.RANK_COLUMNS, max_rows=3 * top_n, empty=f"none over {slow_ms:g} ms")]
+            parts += [tables.Html(f"<h4>Every statement over {slow_ms:g} ms mean: {len(r.slow)}</h4>"),
+                      tables.table(r.slow, sq.RANK_COLUMNS, max_rows=3 * top_n, empty=f"none over {slow_ms:g} ms")]
     return parts
 
 
@@ -80,24 +81,24 @@ def regressions(r: SlowQueryReport) -> list:
         why = ("No baseline: the history store has no snapshots in "
                f"{r.baseline_since:%Y-%m-%d %H:%M} to {r.baseline_until:%Y-%m-%d %H:%M} UTC."
                if not r.cumulative else "No baseline without history.")
-        return [plots.paragraph(why, "Nothing to compare.")]
+        return [tables.paragraph(why, "Nothing to compare.")]
     top_n = r.params["top_n"]
-    return [plots.Html(f"<h3>Regressions: {len(r.regressions)}</h3>"),
-            plots.table(r.regressions, sq.REGRESSION_COLUMNS, max_rows=top_n, empty="none"),
-            plots.Html(f"<h3>New statements (not in the baseline): {len(r.new)}</h3>"),
-            plots.table(r.new, sq.RANK_COLUMNS, max_rows=top_n, empty="none")]
+    return [tables.Html(f"<h3>Regressions: {len(r.regressions)}</h3>"),
+            tables.table(r.regressions, sq.REGRESSION_COLUMNS, max_rows=top_n, empty="none"),
+            tables.Html(f"<h3>New statements (not in the baseline): {len(r.new)}</h3>"),
+            tables.table(r.new, sq.RANK_COLUMNS, max_rows=top_n, empty="none")]
 
 
 def drilldown(r: SlowQueryReport) -> list:
     if r.cumulative:
-        return [plots.paragraph("No drill-down without history: cumulative counters have no time series.")]
+        return [tables.paragraph("No drill-down without history: cumulative counters have no time series.")]
     if not r.series:
-        return [plots.paragraph("No statement ran in the window.")]
+        return [tables.paragraph("No statement ran in the window.")]
     top = r.top_total.head(len(r.series))
-    return [plots.drilldown(r.series, r.drill_since or r.since, r.until,
+    return [plot.drilldown(r.series, r.drill_since or r.since, r.until,
                             "Calls and mean execution time per snapshot interval",
                             queries=dict(zip(top["queryid"].astype(str), top["query"]))),
-            plots.table(top, ["queryid", "user", "database", "query"])]
+            tables.table(top, ["queryid", "user", "database", "query"])]
 
 
 def plan_lines(r: SlowQueryReport) -> list[tuple[str, str]]:
@@ -108,47 +109,47 @@ def plan_lines(r: SlowQueryReport) -> list[tuple[str, str]]:
 
 def index_advice(r: SlowQueryReport) -> list:
     top_n = r.params["top_n"]
-    parts = [plots.Html("<h3>Tables with heavy sequential scans</h3>"),
-             plots.table(r.heavy, sq.SEQ_COLUMNS, max_rows=top_n,
+    parts = [tables.Html("<h3>Tables with heavy sequential scans</h3>"),
+             tables.table(r.heavy, sq.SEQ_COLUMNS, max_rows=top_n,
                          empty=f"none: no table's sequential scans read {r.params['seq_scan_min_rows']:,} rows "
                                "or more on average"),
-             plots.Html("<h3>Suggested indexes</h3>"),
-             plots.table(r.advice, ["schema", "table", "columns", "suggestion", "queryid", "total_exec_ms", "query"],
+             tables.Html("<h3>Suggested indexes</h3>"),
+             tables.table(r.advice, ["schema", "table", "columns", "suggestion", "queryid", "total_exec_ms", "query"],
                          empty="none: no top statement filters such a table on unindexed columns")]
     if len(r.advice):
-        parts.append(plots.paragraph(r.hypopg_message))
+        parts.append(tables.paragraph(r.hypopg_message))
         if r.hypopg is not None and len(r.hypopg):
-            parts.append(plots.table(r.hypopg))
-    parts += [plots.Html(f"<h3>Generic plans of the top {top_n} statements</h3>"), plots.paragraph(r.plan_message)]
+            parts.append(tables.table(r.hypopg))
+    parts += [tables.Html(f"<h3>Generic plans of the top {top_n} statements</h3>"), tables.paragraph(r.plan_message)]
     for heading, text in plan_lines(r):
-        parts += [plots.paragraph(heading), plots.code(text)]
+        parts += [tables.paragraph(heading), tables.code(text)]
     return parts
 
 
 def plan_changes(r: SlowQueryReport) -> list:
     if not r.plans:
-        return [plots.paragraph("No plans in this report, so nothing to compare.")]
+        return [tables.paragraph("No plans in this report, so nothing to compare.")]
     if not r.has_previous_plans:
-        return [plots.paragraph("No earlier plans: this is the first report of this target with generic plans "
+        return [tables.paragraph("No earlier plans: this is the first report of this target with generic plans "
                                 "here; the next one compares against it.")]
-    return [plots.paragraph(f"Compared with the report of {r.previous_report}: {len(r.plan_changes)} plan changes."),
-            plots.table(r.plan_changes, ["queryid", "before", "after", "before_cost", "after_cost", "query"],
+    return [tables.paragraph(f"Compared with the report of {r.previous_report}: {len(r.plan_changes)} plan changes."),
+            tables.table(r.plan_changes, ["queryid", "before", "after", "before_cost", "after_cost", "query"],
                         empty="none")]
 
 
 def completeness(r: SlowQueryReport) -> list:
     if r.cumulative:
-        return [plots.paragraph("Cumulative counters since the last reset: statements evicted or reset before now "
+        return [tables.paragraph("Cumulative counters since the last reset: statements evicted or reset before now "
                                 "are not counted, and nothing tells when each call happened.")]
     comp = r.completeness
-    parts = [plots.bullets(comp["messages"]),
-             plots.table(comp["events"], ["ts", "interval_s", "events", "notes"],
+    parts = [tables.bullets(comp["messages"]),
+             tables.table(comp["events"], ["ts", "interval_s", "events", "notes"],
                          empty="No reset, restart, eviction or gap in the window: every figure is complete.")]
     if len(comp["statements"]):
-        parts += [plots.Html(f"<h3>Statements with incomplete figures: {len(comp['statements'])}</h3>"),
-                  plots.table(comp["statements"], sq.RANK_COLUMNS, max_rows=r.params["top_n"])]
+        parts += [tables.Html(f"<h3>Statements with incomplete figures: {len(comp['statements'])}</h3>"),
+                  tables.table(comp["statements"], sq.RANK_COLUMNS, max_rows=r.params["top_n"])]
     return parts
 
 
 def findings_list(r: SlowQueryReport) -> list:
-    return [plots.findings_table(r.findings, max_rows=5 * r.params["top_n"])]
+    return [tables.findings_table(r.findings, max_rows=5 * r.params["top_n"])]

@@ -68,14 +68,14 @@ def blocking_frame(blockers: list[dict]) -> pd.DataFrame:
 
 def verdict_lines(r: TriageReport) -> list:
     """What the notebook shows for the verdicts: escaped HTML."""
-    from .. import plots
+    from . import tables
     parts = []
     for v in r.triage.verdicts:
-        parts.append(plots.paragraph(f"[{v['level']}] {v['issue']}: {v['verdict']}"))
-        parts.append(plots.bullets(v["evidence"]))
+        parts.append(tables.paragraph(f"[{v['level']}] {v['issue']}: {v['verdict']}"))
+        parts.append(tables.bullets(v["evidence"]))
         if v["level"] != "ok":
-            parts.append(plots.paragraph("The runbook's solutions, in order: "
+            parts.append(tables.paragraph("The runbook's solutions, in order: "
                                          + "; ".join(f"{i}. {s}" for i, s in enumerate(v["solutions"], 1))))
         if v["commands"]:
-            parts.append(plots.code("\n".join(v["commands"])))
+            parts.append(tables.code("\n".join(v["commands"])))
     return parts
