@@ -3,6 +3,7 @@ databases in parallel, one of them unreachable."""
 import json
 import socket
 
+import pandas as pd
 import pytest
 
 from helpers import ensure_database
@@ -199,3 +200,23 @@ def test_report_over_a_fleet_writes_each_target_with_its_own_settings(pg, fleet_
     assert 'href="alpha/' in index and 'href="beta/' in index
     assert stdout.count("report slow_queries of alpha") == 1 and stdout.count("report slow_queries of beta") == 1
     assert not list(tmp_path.glob("vhdiag-target-*"))                      # the merged settings file is gone
+
+
+def test_weekly_over_a_fleet_writes_each_target_s_week(pg, fleet_of_three, tmp_path, capsys):
+    store, out = tmp_path / "history.sqlite", tmp_path / "reports"
+    for _ in range(2):
+        cli.main(["snapshot", "--targets", str(fleet_of_three), "--history", str(store)])
+    capsys.readouterr()
+    year, week, _ = pd.Timestamp.now(tz="UTC").isocalendar()
+    iso = f"{year}-W{week:02d}"
+    status = cli.main(["report", "weekly", "--targets", str(fleet_of_three), "--jobs", "2", "--week", iso,
+                       "--history", str(store), "--out", str(out), "-p", "slow_queries.plans=false"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1                                                  # the unreachable target
+    assert [l for l in stderr.splitlines() if l.startswith("Error:")][0].startswith("Error: down: ")
+    for name in ("alpha", "beta"):
+        folder = out / name / iso
+        assert sorted(p.name for p in folder.glob("*.summary.json")) == [
+            "capacity.summary.json", "handoff.summary.json", "slow_queries.summary.json"]
+        assert f"{name}: week {iso}: 3 of 3 reports written" in stdout
+    assert not (out / "down").exists()

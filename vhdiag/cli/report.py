@@ -114,6 +114,9 @@ def run_fleet(args) -> int:
                ("window", args.window), ("week", args.week), ("month", args.month), ("day", args.day))
               if value is not None]
     common += [f"--parameter={p}" for p in args.parameters]
+    if args.name == "weekly":   # the weekly run's own options, for each target's run
+        common += [f"--reports={args.reports}"] if args.reports else []
+        common += ["--kernel-per-report"] if args.kernel_per_report else []
 
     def task(t):
         with tempfile.TemporaryDirectory(prefix="vhdiag-target-") as tmp:
@@ -125,20 +128,23 @@ def run_fleet(args) -> int:
             proc = subprocess.run([sys.executable, "-m", "vhdiag", "report", args.name, f"--dsn={t.dsn}",
                                    f"--target-name={t.name}", f"--statement-timeout-ms={timeout}", *config, *common],
                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if proc.returncode:
-            lines = [l.removeprefix("Error: ") for l in proc.stderr.splitlines() if l.startswith("Error: ")]
-            raise VhdiagError(lines[-1] if lines else f"vhdiag report exited with {proc.returncode}")
-        return 0, proc.stdout
+        errors = [l.removeprefix("Error: ") for l in proc.stderr.splitlines() if l.startswith("Error: ")]
+        if proc.returncode and not proc.stdout.strip():
+            raise VhdiagError(errors[-1] if errors else f"vhdiag report exited with {proc.returncode}")
+        return proc.returncode, (proc.stdout, errors)   # the weekly run: some reports written, one failed
 
     outcomes = run_each(targets, task, jobs=args.jobs, progress=False if args.quiet else None,
                         label=f"report {args.name}")
     html.write_index(Path(args.out))   # once more after every target: parallel runs each wrote it
     for o in outcomes:
-        if o.value is not None:
-            for line in o.value.splitlines():
-                sys.stdout.write(f"{o.target.name}: {line}\n")   # already made terminal-safe by the child
-        else:
+        if o.value is None:
             echo(f"Error: {o.target.name}: {o.error}", file=sys.stderr)
+            continue
+        stdout, errors = o.value
+        for line in stdout.splitlines():
+            sys.stdout.write(f"{o.target.name}: {line}\n")   # already made terminal-safe by the child
+        for line in errors or ([f"a report failed (exit status {o.status})"] if o.status else []):
+            echo(f"Error: {o.target.name}: {line}", file=sys.stderr)
     return worst(outcomes)
 
 
