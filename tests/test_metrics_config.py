@@ -102,7 +102,7 @@ def test_every_default_cites_the_runbook():
                     # vhdiag's own rules where the runbook has none (said so in defaults.toml)
                     "regression_ratio", "regression_floor_ms", "regression_share_pct", "frequent_min_calls",
                     # [capacity]: vhdiag's own, each line says so
-                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN, *LAB_OWN):
+                    *CAPACITY_OWN, *CHECKS_OWN, *HANDOFF_OWN, *LAB_OWN, "gap_factor"):
             assert "runbook" in line, line
 
 
@@ -144,7 +144,7 @@ def test_where_the_user_file_is_found(tmp_path, monkeypatch):
     ("[tresholds.cpu_pct]\nwarning = 1.0\n",
      "{f}: unknown key tresholds: did you mean thresholds? remove or rename it (known keys: statements, "
      "tables, reports, capacity, handoff, checks, thresholds, slo, severities, escalation, autoscaling, prometheus, "
-     "metrics, triage, lab)"),
+     "metrics, triage, lab, history)"),
     ('[thresholds.cpu_pct]\nwarning = "70%"\n',
      '{f}: thresholds.cpu_pct.warning must be a number (e.g. warning = 70.0), not a string "70%"'),
     ("[thresholds]\ncpu_pct = 70\n",

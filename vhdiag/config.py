@@ -161,6 +161,12 @@ def _merge(base: dict, user: Mapping, path: tuple, source: str, root: dict) -> N
             raise ConfigError(_unknown(here, base, source))
 
 
+def _shown(value) -> str:
+    """A value as TOML for a message, a URL's or DSN's password hidden (app_base_url, health_urls)."""
+    from .redact import redact_message
+    return redact_message(_toml(value))
+
+
 def _check_type(value, default, here: tuple, source: str) -> None:
     kind = _kind(default)
     ok = {
@@ -177,7 +183,7 @@ def _check_type(value, default, here: tuple, source: str) -> None:
     if not ok:
         example = f"[{_dotted(here)}]" if kind == "a table" else f"{here[-1]} = {_toml(default)}"
         raise ConfigError(f"{source}: {_dotted(here)} must be {kind} (e.g. {example}), "
-                          f"not {_kind(value)} {_toml(value)}")
+                          f"not {_kind(value)} {_shown(value)}")
 
 
 def _check_values(cfg: dict, source: str) -> None:
@@ -188,7 +194,7 @@ def _check_values(cfg: dict, source: str) -> None:
             if parse_duration(value) <= parse_duration(0):
                 raise ConfigError("not positive")
         except ConfigError:
-            raise ConfigError(f'{source}: {table}.{key} = {_toml(value)} is not a duration: '
+            raise ConfigError(f'{source}: {table}.{key} = {_shown(value)} is not a duration: '
                               f'write a number with a unit, e.g. {key} = "15s"') from None
     for metric, levels in cfg["thresholds"].items():
         if levels["warning"] > levels["critical"]:
@@ -196,8 +202,11 @@ def _check_values(cfg: dict, source: str) -> None:
                               f"({levels['critical']}): make warning <= critical")
     for name, metric in cfg["metrics"]["names"].items():
         if not name.strip() or not METRIC_ID.match(metric):
-            raise ConfigError(f"{source}: metrics.names.{json.dumps(name)} = {_toml(metric)} does not map a column "
+            raise ConfigError(f"{source}: metrics.names.{json.dumps(name)} = {_shown(metric)} does not map a column "
                               f"name to a metric id: e.g. \"p95 ms\" = \"response_time_p95_ms\"")
+    if not cfg["history"]["gap_factor"] > 1:
+        raise ConfigError(f"{source}: history.gap_factor = {cfg['history']['gap_factor']} must be above 1 "
+                          "(an interval this many times the usual one is a gap), e.g. gap_factor = 3.0")
     scaling = cfg["autoscaling"]
     if scaling["min_replicas"] > scaling["max_replicas"]:
         raise ConfigError(f"{source}: autoscaling.min_replicas ({scaling['min_replicas']}) is above max_replicas "

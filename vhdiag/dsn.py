@@ -105,8 +105,9 @@ def resolve(target: str | None = None) -> ResolvedDSN:
         raise ConfigError("no database given: pass --dsn postgresql://user@host/db, or set VHDIAG_DSN or DATABASE_URL")
     if target.startswith("env:"):
         var = target[4:]
-        if not var:
-            raise ConfigError("env: needs a variable name, for example env:DATABASE_URL")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            # Not shown: "env: password=..." would echo what was typed, password and all.
+            raise ConfigError("env: needs a variable name (letters, digits and _), for example env:DATABASE_URL")
         value = os.environ.get(var)
         if not value:
             raise ConfigError(f"environment variable {var} is not set or empty: export {var}=postgresql://user@host/db")
@@ -128,12 +129,23 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
         if authority.count("@") > 1:
             raise ConfigError("malformed DSN (the password contains '@'): percent-encode it as %40, "
                               "e.g. postgresql://user:p%40ss@host/db")
+    if looks_like_uri and "://" in conninfo.split("://", 1)[1]:
+        raise ConfigError(f"malformed DSN (a second scheme inside the URI): {hint}")
+    if looks_like_uri and re.search(r"\s", conninfo):
+        # "postgresql:// password=pw" parses with the words as the host name, shown in every message.
+        raise ConfigError("malformed DSN (a space in a URI): percent-encode it as %20, or write the whole DSN "
+                          "as words 'host=... dbname=...'")
     try:
         params = conninfo_to_dict(conninfo)
     except Exception as exc:  # psycopg.ProgrammingError: libpq's own parse message
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparseable"
         detail = _scrub_guess(detail, dsn)
+        # libpq quotes the fragment it choked on; one holding '@' may be user:password@ misplaced.
+        detail = re.sub(r'"[^"]*@[^"]*"', lambda m: m.group(0) if "***" in m.group(0) else '"***"', detail)
         raise ConfigError(f"malformed DSN ({detail}): {hint}") from None
+    if any("=" in str(params.get(k) or "") for k in ("host", "hostaddr", "user", "dbname")):
+        # libpq reads "host= password=pw" as host "password=pw", which every message would show.
+        raise ConfigError(f"malformed DSN (a value holding '=': a keyword given no value?): {hint}")
     if "port" in params and not str(params["port"]).isdigit():
         raise ConfigError(f"malformed DSN (port must be a number): {hint}")
     resolved = ResolvedDSN(conninfo=conninfo, reference="", params=params)
@@ -143,8 +155,12 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
 def _scrub_guess(text: str, dsn: str) -> str:
     """Best effort for a DSN libpq could not parse: hide whatever sits where a password would."""
     # user:password@host: the password runs to the LAST '@' before the path, since it may hold '@'.
-    for m in re.finditer(r"://[^:/@\s]*:([^/\s]+)@|password\s*=\s*'?([^'\s]+)", dsn):
+    secrets = set()
+    for m in re.finditer(r"(?::/{2,}|^|\s)[^:/@\s=']*:([^/\s]+)@|password\s*=\s*'?([^'\s]+)", dsn):
         secret = m.group(1) or m.group(2)
         if secret:
-            text = text.replace(secret, "***")
+            parts = secret.split("@")     # and each shorter reading: up to every '@' in it
+            secrets.update("@".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text

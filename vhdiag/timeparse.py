@@ -109,7 +109,16 @@ def parse_window(since=None, until=None, now=None, *, open_start=False):
     since = parse_time(since, now=now) if since is not None else None
     until = parse_time(until, now=now) if until is not None else None
     check_window(since, until, open_start=open_start)
+    check_not_future(since, now)
     return since, until
+
+
+def check_not_future(since, now) -> None:
+    """A window that starts after now holds nothing yet: refused, not answered with an empty
+    frame that reads as "nothing happened" (issue 13)."""
+    if since is not None and since > now:
+        raise ConfigError(f"since ({since.isoformat()}) is in the future (now is {now.isoformat(timespec='seconds')}): "
+                          "give a time before now, or a duration back from now (7d)")
 
 
 def check_window(since, until, *, open_start=False) -> None:

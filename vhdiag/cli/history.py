@@ -26,10 +26,13 @@ def register(sub) -> None:
         description="Read the history store: statements summed over a window, snapshots, table growth, "
                     "database series. --since/--until take ISO 8601 times (2026-11-29T12:00:00Z) or durations "
                     "back from now (7d, 24h).",
-        epilog="Views: " + ", ".join(HISTORY_VIEWS) + "\n\nExample:\n"
+        epilog="Views: " + ", ".join(HISTORY_VIEWS) + ", check\n\nExample:\n"
                "  vhdiag history statements --since 7d --limit 10\n"
-               "  vhdiag history table-growth --since 30d --format csv\n")
-    hist.add_argument("view", choices=list(HISTORY_VIEWS), metavar="VIEW", help=", ".join(HISTORY_VIEWS))
+               "  vhdiag history table-growth --since 30d --format csv\n"
+               "  vhdiag history check\n")
+    hist.add_argument("view", choices=[*HISTORY_VIEWS, "check"], metavar="VIEW",
+                      help=", ".join(HISTORY_VIEWS) + "; check: is the store sound (integrity, orphan rows, "
+                           "schema version, gaps)? exit 1 with one line per problem")
     history_argument(hist)
     hist.add_argument("--target-name", metavar="NAME", default=None,
                       help="which target (needed when the store holds several)")
@@ -38,9 +41,14 @@ def register(sub) -> None:
     hist.add_argument("--format", choices=["table", "csv", "json"], default="table")
     hist.add_argument("--limit", type=int, default=None, metavar="N",
                       help="at most N rows (default: 25 for table, all for csv/json; 0: all)")
+    hist.add_argument("--config", metavar="PATH", default=None,
+                      help="vhdiag.toml for check's [history] gap_factor (default: $VHDIAG_CONFIG, ./vhdiag.toml, ...)")
 
 
 def run(args) -> int:
+    if args.view == "check":
+        from .history_check import run as run_check
+        return run_check(args)
     from ..history import History
     from ..timeparse import parse_window
     check_limit(args.limit)

@@ -17,18 +17,22 @@ store behind. The rules now:
   (``vhdiag/files.py``): the store holds statement text. SQLite gives its -wal, -shm and
   -journal files the database file's mode.
 
-Messages name the file, or the URL without its password and driver.
+Messages name the file, or the URL without its password and driver. A full disk says so: SQLite
+reports it as "disk I/O error" when it cannot even make its -shm file, which read as a
+permissions problem until the message looked at the free space (issue 13).
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sqlite3
 import urllib.parse
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..errors import VhdiagError
+from ..errors import ConfigError, VhdiagError
 from ..files import FILE_MODE, private_dir
 from . import schema as S
 
@@ -93,6 +97,8 @@ def peek_sqlite(path: Path, where: str, timeout_s: float) -> tuple[list[str], in
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if disk_full(path, exc):
+            raise full(where) from None
         if "not a database" in str(exc):
             raise VhdiagError(f"{where} is not a vhdiag history store (it is not an SQLite database): "
                               "give --history a new file or a vhdiag store") from None
@@ -145,6 +151,8 @@ def create_sqlite_file(path: Path) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
+        if disk_full(path, exc):
+            raise full(str(path)) from None
         raise VhdiagError(f"cannot create the history store {path}: {exc.strerror}: "
                           "give --history a path in a folder you can write") from None
 
@@ -152,3 +160,39 @@ def create_sqlite_file(path: Path) -> None:
 def read_only(where: str) -> VhdiagError:
     return VhdiagError(f"the history store {where} is read-only: check its permissions or give --history "
                        "a writable path")
+
+
+# SQLite appends whole pages (4 KiB by default) to its WAL: with less than two free, no write fits.
+PAGE_ROOM = 2 * 4096
+
+
+def disk_full(path: Path, exc: BaseException) -> bool:
+    """Did ``exc`` (a write or an open near ``path``) fail for want of space?"""
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in str(exc):
+        return True
+    if "disk I/O error" not in str(exc) and not isinstance(exc, OSError):
+        return False
+    try:
+        return shutil.disk_usage(path.parent).free < PAGE_ROOM
+    except OSError:
+        return False
+
+
+def full(where: str) -> VhdiagError:
+    return VhdiagError(f"the disk of history store {where} is full: free space there or give --history a path "
+                       "on another disk")
+
+
+def check_url(url: str) -> None:
+    """A store URL SQLAlchemy can parse, with nothing like credentials where messages show it
+    (``postgresql://u:pw@[::1`` was a traceback; ``postgresql:///u:pw@h`` shows as the database)."""
+    try:
+        parsed = sa.engine.make_url(url)
+        shown = [parsed.database or "", *map(str, parsed.query.keys()), *map(str, parsed.query.values())]
+        nested = "://" in url.split("://", 1)[1]
+        if not url.startswith("sqlite:") and (nested or any("@" in part for part in shown)):
+            raise ValueError("credentials after the host")
+    except (ValueError, sa.exc.ArgumentError):
+        # SQLAlchemy's message quotes the URL, password and all: name the parts instead.
+        raise ConfigError("malformed history store URL (check the host, port and any brackets): expected "
+                          "postgresql://user@host:5432/db or sqlite:///PATH") from None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -48,14 +49,21 @@ def normalize_url(url: str | None) -> str:
     """A path or sqlite:/// URL for SQLite; postgresql:// (any driver) for PostgreSQL."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("postgresql+", "sqlite:")):
+        guard.check_url(url)
         return url
     if "://" in url:
-        raise ConfigError(f"unsupported history store URL scheme {url.split('://')[0]!r}: "
+        scheme = url.split("://")[0]
+        # Quoted only when it is a scheme: "password=pw postgresql://..." is not one, and not shown.
+        shown = f" {scheme!r}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme) else ""
+        raise ConfigError(f"unsupported history store URL scheme{shown}: "
                           "use a file path, sqlite:///PATH or postgresql://user@host/db")
     # No folder is made here: a reader must not, and a writer makes it 0700 (guard.create_sqlite_file).
-    return f"sqlite:///{Path(url).expanduser().resolve()}"
+    try:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    except (ValueError, RuntimeError, OSError) as exc:   # a NUL byte; a ~user that does not exist
+        raise ConfigError(f"history store path is not usable ({exc}): give --history a file path") from None
 
 
 class History(SnapshotWriter):
@@ -136,6 +144,9 @@ class History(SnapshotWriter):
             yield
         except sa.exc.OperationalError as exc:
             text = str(exc.orig)
+            path = guard.sqlite_file(self.url)
+            if path is not None and guard.disk_full(path, exc.orig):
+                raise guard.full(self.location) from None
             if "readonly database" in text:
                 raise guard.read_only(self.location) from None
             if "locked" in text or "lock timeout" in text:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import resolve_config
 from ..errors import ConfigError, VhdiagError
-from ..timeparse import check_window, parse_duration, parse_time
+from ..timeparse import check_not_future, check_window, parse_duration, parse_time
 from .frame import COLUMNS, empty
 from .names import RUNBOOK_METRICS, normalize
 from .thresholds import BREACH_COLUMNS, SLO_COLUMNS, breaches, slo_report
@@ -52,6 +52,10 @@ def load_metrics(source, since=None, until=None, step=None, queries=None, *, con
     since_ts = None if since is None else parse_time(since, now=now)
     until_ts = None if until is None else parse_time(until, now=now)
     step_td = None if step is None else _positive_step(step)
+    check_window(since_ts, until_ts)
+    check_not_future(since_ts, now)
+    if isinstance(source, str) and source.startswith("env:"):
+        source = _from_environment(source)
     store = isinstance(source, (str, os.PathLike)) and _is_store(os.fspath(source))
     if target is not None and not store:
         raise ConfigError("a target name (--target-name) picks a target in a history store (sqlite:///PATH or "
@@ -171,3 +175,13 @@ def _from_history(url: str, since, until, step, queries, target=None) -> pd.Data
                           "load metrics from a CSV or Parquet file or a Prometheus URL meanwhile")
     from .frame import finish
     return finish(loader(url, since=since, until=until, step=step, queries=queries, target=target))
+
+
+def _from_environment(source: str) -> str:
+    """``env:NAME``: the source is the variable's value (how a report's notebook receives a URL
+    holding a password: the notebook keeps the reference, never the URL)."""
+    value = os.environ.get(source[4:])
+    if not value:
+        raise ConfigError(f"environment variable {source[4:]} is not set or empty: export it with the metrics "
+                          "source (a file, a Prometheus URL or a history store URL)")
+    return value

@@ -43,11 +43,21 @@ class Prometheus:
     """One Prometheus server: its base URL, the URL shown in messages, and how to ask it."""
 
     def __init__(self, url: str, timeout_s: float = 30.0):
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port
+        except ValueError as exc:   # "Invalid IPv6 URL", "Port out of range": the URL itself is not shown
+            raise ConfigError(f"malformed Prometheus URL ({str(exc).lower()}): give its base URL, e.g. "
+                              "http://host:9090 or http://user:password@host:9090") from None
+        if not host:
+            raise ConfigError("malformed Prometheus URL (no host): give its base URL, e.g. http://host:9090")
+        if "@" in parts.path or "://" in parts.path:   # shown in every message: it must hold no credentials
+            raise ConfigError("malformed Prometheus URL (an @ or :// after the host): give its base URL, e.g. "
+                              "http://user:password@host:9090")
         if ":" in host:
             host = f"[{host}]"
-        netloc = host + (f":{parts.port}" if parts.port else "")
+        netloc = host + (f":{port}" if port else "")
         self.base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.display = self.base  # no user, no password
         self.timeout_s = timeout_s

@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from ..errors import ConfigError
-from ..timeparse import check_window, parse_duration, parse_time
+from ..timeparse import check_not_future, check_window, parse_duration, parse_time
 
 DEFAULT_WINDOW = "7d"
 _WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
@@ -38,7 +38,10 @@ def resolve_window(since=None, until=None, window=None, now=None) -> tuple[pd.Ti
         raise ConfigError(f"{what} is out of range: vhdiag handles times from 1677-09-22 to 2262-04-11, and a "
                           "report also reads the window of the same length before its own: give a shorter one, "
                           "e.g. --window 7d") from None
+    if not until:
+        check_not_future(start, parse_time("now", now=now))   # a start after now: in the future, not "reversed"
     check_window(start, end, open_start=True)
+    check_not_future(start, parse_time("now", now=now))
     return start, end
 
 

@@ -43,6 +43,32 @@ def history_reference(history: str | None) -> tuple[str, dict]:
     return f"env:{HISTORY_ENV}", {HISTORY_ENV: history}
 
 
+PARAM_ENV = "VHDIAG_REPORT_PARAM_"
+
+
+def secret_of(value) -> str | None:
+    """The password of a URL (``http://user:pw@host``, ``postgresql://...``), else None."""
+    import urllib.parse
+    if not isinstance(value, str) or "://" not in value:
+        return None
+    try:
+        return urllib.parse.unquote(urllib.parse.urlsplit(value.strip()).password or "") or None
+    except ValueError:
+        return None
+
+
+def param_references(params: dict) -> tuple[dict, dict]:
+    """(the parameters the notebook gets, the variables to export): a URL holding a password
+    (``-p metrics=http://user:pw@prometheus:9090``) becomes ``env:VHDIAG_REPORT_PARAM_METRICS``;
+    papermill would copy it into the notebook, and the report into its summary."""
+    shown, env = dict(params), {}
+    for name, value in params.items():
+        if secret_of(value):
+            var = PARAM_ENV + name.upper()
+            shown[name], env[var] = f"env:{var}", value
+    return shown, env
+
+
 def history_url(reference: str | None) -> str | None:
     """The store a notebook opens: ``env:NAME`` read (unset ``VHDIAG_HISTORY``: the default store)."""
     if not reference:

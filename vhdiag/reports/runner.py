@@ -150,8 +150,10 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
     lock = _hold(work)
     executed = work / f"{spec.name}.ipynb"
     # The name as given (the kernel derives the same default): a given name must be in the store.
+    shown_params, param_env = refs.param_references(params)
+    env.update(param_env)
     nb_params = {"target": target_ref, "history": history_ref, "target_name": target_name or "",
-                 "since": start.isoformat(), "until": end.isoformat(), "params": params}
+                 "since": start.isoformat(), "until": end.isoformat(), "params": shown_params}
     if statement_timeout_ms is not None:
         nb_params["statement_timeout_ms"] = int(statement_timeout_ms)
     show_progress = (sys.stderr.isatty() if progress is None else progress)
@@ -173,6 +175,7 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
         except BaseException as exc:
             reason = _reason(exc, spec.name)
             kept = _keep_failure(base, work, spec, period, start, end, name_in_store, display, reason)
+            _scrub_failure(kept, target_ref, env)
             html.write_index(root)
             lock.close()
             if isinstance(exc, KeyboardInterrupt):
@@ -264,19 +267,42 @@ def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str) 
     write_private(work / f"{spec.name}.report.json", json.dumps(meta, indent=1))
 
 
-def _scan_for_password(work: Path, target_ref: str, env: dict) -> None:
-    """The last guard: no output file may hold the DSN's password."""
+def _secrets(target_ref: str, env: dict) -> dict[str, str]:
+    """Every password the run was given: the target's, the store's, any URL parameter's."""
+    found = {}
     with refs.exported(env):
         try:
-            password = dsn_mod.resolve(target_ref).password
+            found["the target's password"] = dsn_mod.resolve(target_ref).password
         except VhdiagError:
-            password = None
-    if not password:
-        return
+            pass
+        found["the history store's password"] = refs.secret_of(os.environ.get(refs.HISTORY_ENV)
+                                                             or os.environ.get("VHDIAG_HISTORY"))
+    for var, value in env.items():
+        if var.startswith(refs.PARAM_ENV):
+            found[f"the password of -p {var[len(refs.PARAM_ENV):].lower()}"] = refs.secret_of(value)
+    return {what: pw for what, pw in found.items() if pw}
+
+
+def _scan_for_password(work: Path, target_ref: str, env: dict) -> None:
+    """The last guard: no output file may hold a password the run was given."""
+    secrets = _secrets(target_ref, env)
     for path in work.rglob("*"):
-        if path.is_file() and password.encode() in path.read_bytes():
-            raise VhdiagError(f"the report's {path.name} contains the target's password; nothing was kept: "
-                              "report this as a vhdiag bug")
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        for what, password in secrets.items():
+            if password.encode() in data:
+                raise VhdiagError(f"the report's {path.name} contains {what}; nothing was kept: "
+                                  "report this as a vhdiag bug")
+
+
+def _scrub_failure(kept: Path, target_ref: str, env: dict) -> None:
+    """A failed run's kept files are outputs too: one holding a password is deleted."""
+    secrets = _secrets(target_ref, env)
+    for path in kept.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and any(pw.encode() in path.read_bytes() for pw in secrets.values()):
+                path.unlink()
 
 
 def _reason(exc: BaseException, name: str) -> str:
