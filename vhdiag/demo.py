@@ -30,6 +30,7 @@ from .server import LocalServer
 DB = "vendhub"
 DEMO_TARGET = "demo/vendhub"  # the demo's name in its history store
 APP_ROLE = "vendhub_app"
+DEMO_BANNER = "Demo data: a simulated week on vhdiag's sample vending-fleet database (vhdiag demo)"
 
 SCHEMA_SQL = """
 CREATE TABLE machines (
@@ -294,11 +295,12 @@ def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int
     # The demo snapshots every 6 hours (a real schedule: every 15 minutes), so a gap is longer.
     weekly = run_weekly(target=dsn, history=history_url, week=week.iso_week, out=reports_dir,
                         target_name=DEMO_TARGET, progress=False, now=now, on_done=done,
-                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"])
+                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"],
+                        banner=DEMO_BANNER)
     result = run_report("postmortem", target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
                         assignments=[f"around={week.incident_middle.isoformat()}",
                                      "title=Connection pool exhausted: half the requests failing"],
-                        progress=False, now=now)
+                        progress=False, now=now, banner=DEMO_BANNER)
     line(result.title, result.findings, result.html)
     if not weekly.ok:
         raise VhdiagError("a weekly report failed (see above); its partial notebook is kept under .failed/")

@@ -89,8 +89,8 @@ def metric_history(start: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
     n = len(ts)
     series = {
         "cpu_pct": 36 + 8 * day + rng.normal(0, 2.0, n),
-        "memory_pct": 57 + 2 * day + rng.normal(0, 0.8, n),
-        "error_rate_pct": np.abs(0.06 + 0.03 * day + rng.normal(0, 0.02, n)),
+        "memory_pct": 52 + 2 * day + rng.normal(0, 0.8, n),
+        "error_rate_pct": np.abs(0.03 + 0.01 * day + rng.normal(0, 0.01, n)),
         "response_time_p95_ms": 310 + 60 * day + rng.normal(0, 20, n),
         "db_connections": np.round(12 + 3 * day + rng.normal(0, 1.2, n)),
     }
