@@ -248,7 +248,7 @@ def test_a_schema_3_store_is_migrated_and_reads_the_same(tmp_path):
         history.table_growth()            # a reader never migrates
     history.prune(raw_days=1000, rollup_days=4000, now=T0 + pd.Timedelta(days=2))   # prune migrates
     with sqlite3.connect(url) as conn:
-        assert conn.execute("SELECT value FROM vhdiag_meta WHERE key = 'schema_version'").fetchone()[0] == "4"
+        assert conn.execute("SELECT value FROM vhdiag_meta WHERE key = 'schema_version'").fetchone()[0] == str(S.SCHEMA_VERSION)
     _assert_same(before, _reads(history))
     # The next snapshots write sparse rows on top of the old ones.
     for i in range(8, 12):   # the first after the upgrade sizes every table (no last rows yet)

@@ -11,10 +11,14 @@ import sqlalchemy as sa
 
 from ..redact import redact_secrets
 from . import schema as S
+from . import sums
 from .deltas import counter_diff
 from .tablerows import table_rows, table_snapshots
 
 SUMMED = [c for c in S.STATEMENT_COUNTERS]
+# A literal, not a parameter: SQLite uses the partial index statement_deltas_noted only when the
+# query's condition is the index's own (note != '').
+NO_NOTE = sa.literal_column("''")
 
 STATEMENT_WINDOW_COLUMNS = [
     "queryid", "userid", "dbid", "user", "database", "toplevel", "query",
@@ -79,14 +83,20 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
-    d, s, h = S.statement_deltas, S.snapshots, S.statement_hourly
+    d, s, h, w = S.statement_deltas, S.snapshots, S.statement_hourly, S.statement_sums
+    # Whole days and hours of the window come summed (history/sums.py); the raw deltas fill in
+    # the rest. A week of 5,000 statements changing every 15 minutes is 3.36 million raw rows.
+    runs, raw_ranges = sums.plan(conn, target_id, since, until)
     complete_int = sa.case((d.c.complete, 1), else_=0)
-    raw = _between(
-        sa.select(d.c.statement_id, *[sa.func.sum(getattr(d.c, c)).label(c) for c in SUMMED],
-                  sa.func.count().label("intervals"), sa.func.min(complete_int).label("complete"),
-                  sa.func.min(s.c.ts).label("first_ts"), sa.func.max(s.c.ts).label("last_ts"))
-        .join(s, s.c.id == d.c.snapshot_id).where(s.c.target_id == target_id),
-        s.c.ts, since, until).group_by(d.c.statement_id)
+    raw = sa.select(d.c.statement_id, *[sa.func.sum(getattr(d.c, c)).label(c) for c in SUMMED],
+                    sa.func.count().label("intervals"), sa.func.min(complete_int).label("complete"),
+                    sa.func.min(s.c.ts).label("first_ts"), sa.func.max(s.c.ts).label("last_ts")) \
+        .join(s, s.c.id == d.c.snapshot_id).where(s.c.target_id == target_id, sums.where_raw(s.c.ts, raw_ranges)) \
+        .group_by(d.c.statement_id)
+    summed = sa.select(w.c.statement_id, *[sa.func.sum(getattr(w.c, c)).label(c) for c in SUMMED],
+                       sa.func.sum(w.c.intervals).label("intervals"), sa.func.min(w.c.complete).label("complete"),
+                       sa.func.min(w.c.first_ts).label("first_ts"), sa.func.max(w.c.last_ts).label("last_ts")) \
+        .where(sums.where_runs(w, target_id, runs)).group_by(w.c.statement_id)
     # A roll-up row of hour H covers (H, H + 1h]: it counts when that hour overlaps the window,
     # so windows over rolled-up history are hour-granular.
     hour_since = since - pd.Timedelta(hours=1) if since is not None else None
@@ -99,7 +109,7 @@ def statements_window(conn, target_id: int, since, until) -> pd.DataFrame:
     if until is not None:
         hourly = hourly.where(h.c.hour < until.to_pydatetime())
     hourly = hourly.group_by(h.c.statement_id)
-    parts = [pd.read_sql(raw, conn), pd.read_sql(hourly, conn)]
+    parts = [pd.read_sql(q, conn) for q in ([raw] if raw_ranges else []) + ([summed] if runs else []) + [hourly]]
     parts = [p for p in parts if len(p)]
     notes = _notes(conn, target_id, since, until)
     if not parts:
@@ -133,7 +143,7 @@ def _notes(conn, target_id, since, until) -> dict:
     d, s, h = S.statement_deltas, S.snapshots, S.statement_hourly
     q1 = _between(sa.select(d.c.statement_id, d.c.note).distinct()
                   .join(s, s.c.id == d.c.snapshot_id)
-                  .where(s.c.target_id == target_id, d.c.note != ""), s.c.ts, since, until)
+                  .where(s.c.target_id == target_id, d.c.note != NO_NOTE), s.c.ts, since, until)
     q2 = _between(sa.select(h.c.statement_id, h.c.note).distinct()
                   .where(h.c.target_id == target_id, h.c.note != ""), h.c.hour,
                   since - pd.Timedelta(hours=1) if since is not None else None, None)

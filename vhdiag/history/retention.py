@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import schema as S
+from . import sums
 
 CHUNK = 500
 
@@ -32,6 +33,7 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
     cutoff = (now - pd.Timedelta(days=raw_days)).floor("h")
     horizon = now - pd.Timedelta(days=rollup_days)
     s = S.snapshots
+    sums.forget(conn, max(cutoff, horizon))   # before the raw deltas they summed go
     old = pd.read_sql(sa.select(s.c.id, s.c.target_id, s.c.ts, s.c.events)
                       .where(s.c.ts < cutoff.to_pydatetime()), conn)
     result = {"rolled_up_snapshots": 0, "hourly_rows": 0, "deleted_snapshots": 0, "expired_snapshots": 0}
@@ -69,7 +71,8 @@ def prune(conn, *, raw_days: float, rollup_days: float, now: pd.Timestamp, keep_
     conn.execute(st.delete().where(
         ~sa.exists().where(S.statement_deltas.c.statement_id == st.c.id),
         ~sa.exists().where(S.statement_hourly.c.statement_id == st.c.id),
-        ~sa.exists().where(S.statement_last.c.statement_id == st.c.id)))
+        ~sa.exists().where(S.statement_last.c.statement_id == st.c.id),
+        ~sa.exists().where(S.statement_sums.c.statement_id == st.c.id)))
     return result
 
 

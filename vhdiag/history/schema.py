@@ -26,12 +26,15 @@ Changelog of SCHEMA_VERSION:
    before version 4), and
    ``table_last``/``index_last``, each target's last written rows (and each table's signature),
    which the next snapshot diffs against.
+5. ``statement_sums`` and ``statement_sum_spans``: the statement deltas of each complete hour and
+   day, summed once (history/sums.py), so a week's read sums 7 days' rows, not 672 snapshots';
+   and ``statement_deltas_noted``, a partial index on the few delta rows with a note.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -117,6 +120,9 @@ statement_deltas = sa.Table(
     *_counter_columns(),
     sa.Column("complete", sa.Boolean, nullable=False),
     sa.Column("note", sa.String(64), nullable=False, default=""),
+    # Version 4: a window's notes are read from the few rows that have one (reads._notes).
+    sa.Index("statement_deltas_noted", "snapshot_id",
+             sqlite_where=sa.text("note != ''"), postgresql_where=sa.text("note != ''")),
 )
 
 TABLE_FIELDS = ["total_bytes", "table_bytes", "index_bytes", "toast_bytes", "n_live_tup", "n_dead_tup",
@@ -254,6 +260,30 @@ statement_hourly = sa.Table(
     sa.Column("note", sa.String(200), nullable=False, default=""),
 )
 
+# Version 4: per statement, the deltas of one complete hour or day (history/sums.py): the
+# snapshots with start < ts <= start + span_s. ``statement_sum_spans`` lists the spans summed
+# (a span whose statements all stood still has no statement_sums rows, and is still summed).
+statement_sums = sa.Table(
+    "statement_sums", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("span_s", sa.Integer, primary_key=True),
+    sa.Column("start", TS, primary_key=True),
+    sa.Column("statement_id", sa.Integer, sa.ForeignKey("statements.id"), primary_key=True),
+    *_counter_columns(),
+    sa.Column("intervals", sa.Integer, nullable=False),
+    sa.Column("complete", sa.Integer, nullable=False),     # 1 when every interval was complete
+    sa.Column("first_ts", TS, nullable=False),
+    sa.Column("last_ts", TS, nullable=False),
+    sqlite_with_rowid=False,   # the rows in key order, no second copy of the key in an index
+)
+
+statement_sum_spans = sa.Table(
+    "statement_sum_spans", metadata,
+    sa.Column("target_id", sa.Integer, sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("span_s", sa.Integer, primary_key=True),
+    sa.Column("start", TS, primary_key=True),
+)
+
 
 def create_all(conn) -> None:
     metadata.create_all(conn)
@@ -279,7 +309,14 @@ def _v4(conn) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, callable] = {2: _v2, 3: _v3, 4: _v4}
+def _v5(conn) -> None:
+    statement_sums.create(conn, checkfirst=True)
+    statement_sum_spans.create(conn, checkfirst=True)
+    for index in statement_deltas.indexes:
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, callable] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 # Tables a migration dropped or renamed: an older store still has them, and they are vhdiag's
 # (history/guard.py refuses a database holding any other table).

@@ -210,6 +210,26 @@ class History(SnapshotWriter):
         return f"<vhdiag.History {self.display}>"
 
     # -- writing ---------------------------------------------------------------------------
+    def record(self, frames: dict, name: str) -> dict:
+        """Write collected frames as one snapshot of target ``name``, then sum the hours and days
+        it completed (history/sums.py) in a transaction of its own: a snapshot whose sums fail is
+        still stored, and reads of those hours take the raw deltas."""
+        result = super().record(frames, name)
+        self.update_sums(name)
+        return result
+
+    def update_sums(self, name: str) -> int:
+        """Sum the complete hours and days of target ``name`` not summed yet (what ``record``
+        does after each snapshot); returns how many were summed."""
+        from . import sums
+        try:
+            with self._write() as conn, conn.begin():
+                return sums.build(conn, self._lock_target(conn, name))
+        except (VhdiagError, sa.exc.SQLAlchemyError) as exc:
+            log.warning("the window sums of %s were not updated (%s): reads of those hours use the raw deltas",
+                        name, first_line(exc))
+            return 0
+
     def snapshot(self, target, name: str | None = None) -> dict:
         """Collect from ``target`` and record one snapshot; returns a summary dict."""
         from .snapshot import collect
