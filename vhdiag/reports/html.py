@@ -5,6 +5,7 @@ import contextlib
 import copy
 import html as h
 import json
+import re
 from pathlib import Path
 
 from ..files import write_private
@@ -18,9 +19,10 @@ def read_notebook(path: Path):
     return nbformat.read(str(path), as_version=4)
 
 
-def to_html(nb, title: str) -> str:
+def to_html(nb, title: str, banner: str | None = None) -> str:
     """The executed notebook as HTML: no code, no parameters, no stderr, no ``notebook-only``
-    cells, and not the report payload the runner reads."""
+    cells, and not the report payload the runner reads; ``banner`` (e.g. "demo data") across
+    the top of the page."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     nb = copy.deepcopy(nb)
@@ -33,6 +35,10 @@ def to_html(nb, title: str) -> str:
                             exclude_anchor_links=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS), enabled=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    if banner:
+        strip = (f'<div class="vhdiag-banner" style="background:#fff3cd;border-bottom:2px solid #e0a800;'
+                 f'padding:8px 24px;font:bold 15px sans-serif;color:#7a5600">{h.escape(banner)}</div>')
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + strip, body, count=1)
     return body
 
 
@@ -74,14 +80,18 @@ def write_index(root: Path) -> Path:
     sections = []
     for target in sorted(groups):
         rows = sorted(groups[target].values(), key=lambda r: (r["since"], r["period"]), reverse=True)
-        sections.append(f"<h2>{h.escape(target)}</h2><table><thead><tr><th>period</th><th>reports</th>"
+        banners = sorted({run[0].get("banner") for r in rows for runs in r["reports"].values()
+                          for run in runs.values() if run[0].get("banner")})
+        marks = "".join(f' <span class="banner">{h.escape(b)}</span>' for b in banners)
+        sections.append(f"<h2>{h.escape(target)}{marks}</h2><table><thead><tr><th>period</th><th>reports</th>"
                         "<th>findings</th><th>generated (UTC)</th></tr></thead><tbody>"
                         + "".join(_row(r) for r in rows) + "</tbody></table>")
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>vhdiag reports</title><style>"
             "body{font-family:sans-serif;margin:24px} table{border-collapse:collapse;margin-bottom:18px} "
             "td,th{padding:4px 10px;border-bottom:1px solid #ccd;text-align:left;vertical-align:top} "
             "th{background:#eef1f5} .failed,.critical{color:#b00;font-weight:bold} .warning{color:#a60} "
-            "small a{color:#557}</style></head><body><h1>vhdiag reports</h1>" + "".join(sections) + "</body></html>")
+            "small a{color:#557} .banner{font-size:14px;background:#fff3cd;color:#7a5600;padding:2px 8px;"
+            "border-radius:4px;vertical-align:middle}</style></head><body><h1>vhdiag reports</h1>" + "".join(sections) + "</body></html>")
     return write_private(root / "index.html", page)
 
 

@@ -98,7 +98,7 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
                window=None, week=None, month=None, day=None, out="reports", parameters: dict | None = None,
                assignments=None, target_name: str | None = None, statement_timeout_ms: int | None = None,
                config: str | None = None, progress: bool | None = None, now=None, folder: str | None = None,
-               kernel=None) -> RunResult:
+               kernel=None, banner: str | None = None) -> RunResult:
     """Execute the report's notebook for a window and write its folder (module docstring).
 
     ``folder``: the period folder to write to instead of the window's name (the weekly run files a
@@ -169,8 +169,10 @@ def run_report(name: str, *, target: str | None = None, history: str | None = No
             payload = _payload(nb, spec.name)
             wall = time.perf_counter() - started
             meta = _meta(spec, period, start, end, name_in_store, display, wall, payload["summary"], executed)
+            if banner:      # e.g. the demo's "demo data": on the page and in the index
+                meta["banner"] = banner
             _write_outputs(work, spec, nb, payload, meta, f"{spec.title}: {name_in_store}, "
-                           f"{periods.period_words(start, end)}")
+                           f"{periods.period_words(start, end)}", banner)
             _scan_for_password(work, target_ref, env)
         except BaseException as exc:
             reason = _reason(exc, spec.name)
@@ -254,7 +256,7 @@ def _meta(spec, period, start, end, target, display, wall, summary, executed) ->
                                     and not (f.get("metrics") or {}).get("from_report")) for s in SEVERITIES}}
 
 
-def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str) -> None:
+def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str, banner: str | None = None) -> None:
     write_private(work / f"{spec.name}.summary.json", json.dumps(payload["summary"], indent=1, default=str))
     for key, value in (payload.get("artefacts") or {}).items():
         if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", str(key)):
@@ -263,7 +265,7 @@ def _write_outputs(work: Path, spec, nb, payload: dict, meta: dict, title: str) 
             write_private(work / f"{spec.name}.{key}", value)
         else:
             write_private(work / f"{spec.name}.{key}.json", json.dumps(value, indent=1, default=str))
-    write_private(work / f"{spec.name}.html", html.to_html(nb, title))
+    write_private(work / f"{spec.name}.html", html.to_html(nb, title, banner))
     write_private(work / f"{spec.name}.report.json", json.dumps(meta, indent=1))
 
 

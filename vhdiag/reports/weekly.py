@@ -85,7 +85,7 @@ def split_assignments(pairs) -> dict[str, list[str]]:
 def run_weekly(*, target: str | None = None, history: str | None = None, week="last", out="reports",
                target_name: str | None = None, statement_timeout_ms: int | None = None, config: str | None = None,
                reports=None, assignments=None, progress: bool | None = None, shared_kernel: bool = True,
-               now=None, on_done=None) -> WeeklyRun:
+               now=None, on_done=None, banner: str | None = None) -> WeeklyRun:
     """Run the week's reports and the handoff for one target; ``on_done(outcome)`` after each."""
     began = time.perf_counter()
     names = weekly_reports(config, reports)
@@ -117,7 +117,7 @@ def run_weekly(*, target: str | None = None, history: str | None = None, week="l
                     kernel = kernels[-1]
                 outcome = _one(name, kernel, given.get(name), start, end, period, config_path,
                                dict(target=target, history=history, out=out, target_name=target_name,
-                                    statement_timeout_ms=statement_timeout_ms, progress=progress))
+                                    statement_timeout_ms=statement_timeout_ms, progress=progress, banner=banner))
                 if not shared_kernel:
                     kernel.close()
                 run.outcomes.append(outcome)
