@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import psycopg.sql  # noqa: E402
 
 from vhdiag.binaries import embedded_bin_dir, library_env  # noqa: E402
 from vhdiag.server import LocalServer  # noqa: E402
@@ -83,6 +86,8 @@ def pgbench(server: LocalServer, *args: str, timeout: float | None = None) -> su
 
 def build(server: LocalServer, scale: int) -> None:
     with server.admin() as conn:
+        # A reused data directory: this run's LocalServer made up another password.
+        conn.execute(psycopg.sql.SQL("ALTER ROLE postgres PASSWORD {}").format(server.password))
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
             with server.admin(DB) as db:
                 branches = db.execute("SELECT count(*) FROM pgbench_branches").fetchone()[0]
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data directory kept between runs (default under /tmp)")
     ap.add_argument("--drop", action="store_true", help="stop the server and remove its data directory at the end")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # kill PID: stop the server on the way out
 
     data = Path(args.data or f"/tmp/vhdiag-bench-load/s{args.scale}")
     data.parent.mkdir(parents=True, exist_ok=True)
