@@ -245,7 +245,7 @@ def test_snapshots_every_10s_under_pgbench(server, tmp_path):
     assert len(snaps) == DURATION_S // INTERVAL_S
     assert snaps["events"].tolist() == ["baseline"] + [""] * (len(snaps) - 1)   # no gap, reset or restart
     intervals = snaps["interval_s"].iloc[1:]
-    assert intervals.between(INTERVAL_S * 0.5, INTERVAL_S * 1.5).all(), intervals.describe()
+    assert intervals.between(INTERVAL_S / 2, INTERVAL_S * 2).all(), intervals.describe()   # gap: 2.5x the median
     assert (pd.Series(snaps["ts"]).diff().dropna() > pd.Timedelta(0)).all()
 
     # No lock wait caused: none seen by the sampler, none in the server's log. The run did see
