@@ -72,9 +72,9 @@ def cases(pg):
 
 def test_columns_and_dtypes(target):
     df = target.tables()
-    assert list(df.columns) == list(space.COLUMNS)
+    assert list(df.columns) == list(space.COLUMNS) + list(space.EXTRA_COLUMNS)
     assert {c: str(t) for c, t in df.dtypes.items()} == {
-        c: str(pd.Series([], dtype=_base.DTYPES[k]).dtype) for c, k in space.COLUMNS.items()}
+        c: str(pd.Series([], dtype=_base.DTYPES[k]).dtype) for c, k in {**space.COLUMNS, **space.EXTRA_COLUMNS}.items()}
 
 
 def test_planted_counters(target):
@@ -270,3 +270,23 @@ def test_other_errors_are_not_retried():
     with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
         _base.query_skipping_locks(t, "SELECT 1")
     assert t.calls == 1
+
+
+def test_cache_hits_and_the_capacity_reports_bloat_estimate(pg, target):
+    """Per table: heap and index cache hit from pg_statio_user_tables, and the heap bloat the
+    capacity report estimates (dead rows' share of the heap), with its method named."""
+    from vhdiag.analysis.capacity import BLOAT_METHOD
+    df = target.tables().set_index(["schema", "table"])
+    with pg.admin() as conn:
+        hit = dict(conn.execute(
+            "SELECT relname, round((100.0 * heap_blks_hit / nullif(heap_blks_hit + heap_blks_read, 0))::numeric, 6)"
+            " FROM pg_statio_user_tables").fetchall())
+    orders = df.loc[("public", "orders")]
+    assert orders["heap_hit_pct"] == pytest.approx(float(hit["orders"]), abs=0.5)   # the workload runs on
+    assert 0 <= orders["heap_hit_pct"] <= 100 and 0 <= orders["index_hit_pct"] <= 100
+    events = df.loc[("public", "machine_events")]
+    share = 100 * workload.EVENTS_DELETED / workload.EVENTS_ROWS
+    assert events["bloat_pct"] == pytest.approx(share)
+    assert events["bloat_bytes"] == round(events["table_bytes"] * share / 100)
+    assert orders["bloat_pct"] == 0 and orders["bloat_bytes"] == 0           # no dead row planted there
+    assert set(df["bloat_method"]) == {BLOAT_METHOD}

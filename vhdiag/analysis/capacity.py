@@ -171,13 +171,22 @@ BLOAT_METHOD = ("heap: the dead-row share of the table's heap bytes (pg_stat_use
                 "n_live_tup + n_dead_tup), an estimate")
 
 
+def heap_bloat_estimate(tables: pd.DataFrame) -> pd.DataFrame:
+    """``bloat_pct`` and ``bloat_bytes`` of every row of a tables frame by ``BLOAT_METHOD``
+    (null where the sizes are), aligned with ``tables``: what ``Target.tables()`` shows and
+    ``heap_bloat`` filters."""
+    live, dead = tables["n_live_tup"].fillna(0).astype(float), tables["n_dead_tup"].fillna(0).astype(float)
+    rows = live + dead
+    pct = pd.Series(np.where(rows > 0, 100 * dead / rows.where(rows > 0, 1), 0.0), index=tables.index)
+    size = pd.to_numeric(tables["table_bytes"], errors="coerce").astype(float)
+    return pd.DataFrame({"bloat_pct": pct.where(size.notna()), "bloat_bytes": (size * pct / 100).round()},
+                        index=tables.index)
+
+
 def heap_bloat(tables: pd.DataFrame, min_pct: float, min_bytes: int) -> pd.DataFrame:
     """Estimated heap bloat per table by ``BLOAT_METHOD``, over both thresholds."""
     t = tables.dropna(subset=["table_bytes"]).copy()
-    live, dead = t["n_live_tup"].fillna(0).astype(float), t["n_dead_tup"].fillna(0).astype(float)
-    rows = live + dead
-    t["bloat_pct"] = np.where(rows > 0, 100 * dead / rows.where(rows > 0, 1), 0.0)
-    t["bloat_bytes"] = (t["table_bytes"].astype(float) * t["bloat_pct"] / 100).round()
+    t[["bloat_pct", "bloat_bytes"]] = heap_bloat_estimate(t)
     t = t[(t["bloat_pct"] >= min_pct) & (t["bloat_bytes"] >= min_bytes)].copy()
     t["suggestion"] = [f"VACUUM (ANALYZE) {qident(s, n)};  -- frees the space for reuse; VACUUM FULL or "
                        "pg_repack returns it to the disk (VACUUM FULL locks the table)"

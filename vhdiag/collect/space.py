@@ -56,6 +56,15 @@ COLUMNS = {
     "n_tup_newpage_upd": "int",    # PostgreSQL 16+; null before
     "last_seq_scan": "ts",         # PostgreSQL 16+; null before (and when never scanned)
 }
+# Added to the query's columns by tables(): cache hits (pg_statio_user_tables) and the heap bloat
+# estimate of the capacity report (vhdiag/analysis/capacity.py BLOAT_METHOD).
+EXTRA_COLUMNS = {
+    "heap_hit_pct": "float",       # heap blocks found in shared buffers, % of those asked for
+    "index_hit_pct": "float",      # the same for its indexes; null without index reads
+    "bloat_pct": "float",          # estimated: dead rows' share of the rows
+    "bloat_bytes": "int",          # estimated: that share of table_bytes
+    "bloat_method": "string",      # how the estimate is made
+}
 
 
 # What a snapshot keeps of each table (history table_stats), from space_tables_snapshot.sql:
@@ -91,11 +100,18 @@ def tables(target) -> pd.DataFrame:
     """Every user table, partitioned table and materialized view, largest first.
 
     One row per relation outside ``pg_catalog``, ``information_schema`` and the TOAST schemas,
-    with the columns of ``COLUMNS``. Tables locked ACCESS EXCLUSIVE by another session come last,
+    with the columns of ``COLUMNS`` and ``EXTRA_COLUMNS`` (cache hits, the bloat estimate). Tables locked ACCESS EXCLUSIVE by another session come last,
     with null sizes and ``size_skipped`` true.
     """
+    from ..analysis.capacity import BLOAT_METHOD, heap_bloat_estimate
     sql = _base.pick_sql("space_tables", target.capabilities.server_version_num)
     frame = _base.typed(_base.query_skipping_locks(target, sql), COLUMNS)
+    statio = target.query(_base.load_sql("space_statio"))
+    frame = frame.merge(_base.typed(statio, {"schema": "string", "table": "string", "heap_hit_pct": "float",
+                                             "index_hit_pct": "float"}), on=["schema", "table"], how="left")
+    frame[["bloat_pct", "bloat_bytes"]] = heap_bloat_estimate(frame)
+    frame["bloat_method"] = BLOAT_METHOD
+    frame = _base.typed(frame, {**COLUMNS, **EXTRA_COLUMNS})
     note = skipped_note(frame)
     if note:
         target.notice(f"tables:size_skipped:{note}", note)
