@@ -30,8 +30,10 @@ NOTEBOOK = "explore.ipynb"
 
 
 def register(sub) -> None:
-    from ..config import load_config
-    lab = load_config()["lab"]
+    # The shipped defaults for the help text: a broken ./vhdiag.toml must not break building the
+    # parser of every command; run() reads the user's settings, where an error is one line.
+    from ..config import defaults
+    lab = defaults()["lab"]
     p = sub.add_parser(
         "lab", help="start JupyterLab with explore.ipynb, connected to the database",
         description="Start JupyterLab in a working folder with notebooks/explore.ipynb copied there (a guided "
@@ -45,9 +47,9 @@ def register(sub) -> None:
     history_argument(p)
     p.add_argument("--target-name", default=None, metavar="NAME",
                    help="the database's name in the store (default: host:port/dbname, as vhdiag snapshot names it)")
-    p.add_argument("--dir", default=lab["dir"], metavar="DIR",
+    p.add_argument("--dir", default=None, metavar="DIR",
                    help=f"working folder for the notebooks (default: ./{lab['dir']}, created 0700)")
-    p.add_argument("--port", type=int, default=lab["port"], help=f"port on 127.0.0.1 (default {lab['port']})")
+    p.add_argument("--port", type=int, default=None, help=f"port on 127.0.0.1 (default [lab] port, {lab['port']})")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; open the printed URL")
 
 
@@ -99,9 +101,12 @@ def run(args) -> int:
     from ..history.store import default_url, normalize_url
     if shutil.which("jupyter-lab", path=os.path.dirname(sys.executable)) is None:
         try:
-            import jupyterlab  # noqa: F401
+            import jupyterlab  # noqa: F401  (installed as a module but without its script)
         except ImportError:
             raise ConfigError("JupyterLab is not installed: pip install 'vhdiag[notebooks]' (or jupyterlab)")
+    settings = load_config()["lab"]
+    args.dir = args.dir or settings["dir"]
+    args.port = settings["port"] if args.port is None else args.port
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: give a port between 1 and 65535")
     folder = Path(args.dir).expanduser().resolve()
@@ -129,7 +134,7 @@ def run(args) -> int:
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{args.port}"
-    deadline = time.monotonic() + float(load_config()["lab"]["start_timeout_s"])
+    deadline = time.monotonic() + float(settings["start_timeout_s"])
     try:
         while not _answering(f"{base}/api/status?token={token}"):
             if proc.poll() is not None or time.monotonic() > deadline:
