@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -69,7 +70,8 @@ def hostile(servers, tmp_path_factory):
             history.snapshot(target, "shop")
             idle.close()
     now = time.time()
-    window = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (now - 3600, now)]
+    # Whole seconds: the end rounds up, or the last snapshot (taken within this second) falls out.
+    window = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (now - 3600, math.ceil(now))]
     return server, dsn, store, window
 
 
