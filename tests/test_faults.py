@@ -83,14 +83,16 @@ def test_server_stopped_mid_snapshot_stores_nothing_and_keeps_the_store_sound(se
         history.snapshot(target, "shop")
     before = rows(path)
 
-    # The tables collector runs after statements: stop the server (immediate: every backend
-    # dies at once, as in a crash) just before it queries.
-    original = vhdiag.target.Target.tables
+    # The table and index sizes are read after the statements: stop the server (immediate: every
+    # backend dies at once, as in a crash) just before the first of those queries.
+    from vhdiag.collect import _base
+    original = _base.query_skipping_locks
 
-    def stop_then_tables(self, *a, **kw):
-        server.stop("immediate")
-        return original(self, *a, **kw)
-    monkeypatch.setattr(vhdiag.target.Target, "tables", stop_then_tables)
+    def stop_then_query(*a, **kw):
+        if server.running():
+            server.stop("immediate")
+        return original(*a, **kw)
+    monkeypatch.setattr(_base, "query_skipping_locks", stop_then_query)
     try:
         code, out, err = run(capsys, "snapshot", "--dsn", dsn, "--history", path, "--target-name", "shop",
                              "--no-prune")
