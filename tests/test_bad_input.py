@@ -193,3 +193,12 @@ def test_generated_vhdiag_toml_loads_or_gives_one_line(text):
             load_config(path)
         except VhdiagError as exc:
             _no_secret(exc)
+
+
+@pytest.mark.parametrize("dsn", [f"postgresql:///u:{SECRET}@", f"postgresql://host/u:{SECRET}@db"])
+def test_user_and_password_after_the_host_are_refused_not_shown(dsn):
+    """libpq reads them as a database name, which every message and target name would then show
+    (found by the property test below)."""
+    with pytest.raises(VhdiagError, match="an '@' after the host") as err:
+        resolve(dsn)
+    _no_secret(err.value)

@@ -129,6 +129,11 @@ def _parse(dsn: str, reference: str | None) -> ResolvedDSN:
         if authority.count("@") > 1:
             raise ConfigError("malformed DSN (the password contains '@'): percent-encode it as %40, "
                               "e.g. postgresql://user:p%40ss@host/db")
+        # "postgresql:///u:pw@": user:password after the slash is a database name to libpq, and
+        # would be shown (and stored) as one. Refused without echoing it.
+        path = conninfo.split("://", 1)[1][len(authority):].split("?", 1)[0]
+        if "@" in path:
+            raise ConfigError(f"malformed DSN (an '@' after the host: user:password go before it): {hint}")
     if looks_like_uri and "://" in conninfo.split("://", 1)[1]:
         raise ConfigError(f"malformed DSN (a second scheme inside the URI): {hint}")
     if looks_like_uri and re.search(r"\s", conninfo):
