@@ -5,6 +5,7 @@ import psycopg
 import pytest
 
 import vhdiag
+from helpers import ensure_database
 from vhdiag.collect import database, space, statements
 from vhdiag.history import History
 from vhdiag.history import reads
@@ -23,15 +24,19 @@ SHARED = [pytest.param(live, hist, column, id=f"{live}-{hist}-{column}")
           for live, live_columns, hist, hist_columns in PAIRS
           for column in hist_columns if column in live_columns]
 PROBE = "SELECT count(*) FROM orders WHERE id = $1"
+PROBE_DB = "dtypes_probe"
 
 
 @pytest.fixture(scope="module")
 def frames(pg, tmp_path_factory):
     """Each frame from the planted database, live and over a history of two snapshots."""
     url = str(tmp_path_factory.mktemp("dtypes") / "h.sqlite")
-    with vhdiag.connect(pg.dsn()) as target, History(url) as history:
+    # A database of its own: the planted one's exact scan counters belong to test_space.
+    ensure_database(pg, PROBE_DB, "CREATE TABLE orders (id int PRIMARY KEY, note text)",
+                    "INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 1000) g", "ANALYZE orders")
+    with vhdiag.connect(pg.dsn(PROBE_DB)) as target, History(url) as history:
         history.snapshot(target, "planted")
-        with psycopg.connect(pg.dsn(via="socket"), autocommit=True) as conn:
+        with psycopg.connect(pg.dsn(PROBE_DB, via="socket"), autocommit=True) as conn:
             for i in range(3):
                 conn.execute("SELECT count(*) FROM orders WHERE id = %s", (i,))
         history.snapshot(target, "planted")
