@@ -109,10 +109,10 @@ def test_orphan_rows_are_one_line_per_foreign_key(store, capsys):
     sql(store,
         "INSERT INTO table_stats (snapshot_id, schema, \"table\", size_skipped) VALUES (999, 'public', 'ghost', 0)",
         "INSERT INTO table_stats (snapshot_id, schema, \"table\", size_skipped) VALUES (998, 'public', 'ghost', 0)",
-        "INSERT INTO statement_deltas (snapshot_id, statement_id, complete, note) VALUES (1, 777, 1, '')")
+        "INSERT INTO statement_deltas (snapshot_id, statement_id, complete, note) VALUES (1, 987654321, 1, '')")
     before = sha256(store)
     assert run(capsys, "history", "check", "--history", store) == (1, (
-        "problem: orphan rows: 1 row(s) of statement_deltas name a statements.id that does not exist (e.g. 777): "
+        "problem: orphan rows: 1 row(s) of statement_deltas name a statements.id that does not exist (e.g. 987654321): "
         "a write that bypassed vhdiag; delete them or restore the store\n"
         "problem: orphan rows: 2 row(s) of table_stats name a snapshots.id that does not exist (e.g. 998): "
         "a write that bypassed vhdiag; delete them or restore the store\n"), "")
