@@ -8,5 +8,6 @@ notice on the Target that names the fix.
 A collector registers itself with ``@collector(name=..., description=...)`` (registry.py), and
 its SQL lives in ``sql/*.sql`` with ``/* vhdiag */`` after the first keyword (vhdiag/marker.py):
 a new question is one module and one SQL file; Target, ``vhdiag show``, doctor and snapshot
-find it in the registry.
+find it in the registry. SQL that several files share is written once, in a fragment
+``sql/_<name>.sql`` that each includes with a line ``-- include: _<name>.sql`` (_base.load_sql).
 """

@@ -34,15 +34,53 @@ def sql_dirs() -> list[Path]:
     return [Path(p) / "sql" for p in package.__path__]
 
 
+# A line of its own, `-- include: _name.sql`, stands for that fragment's SQL (see load_sql).
+INCLUDE = re.compile(r"^[ \t]*-- include: (\S*)[ \t]*\n?", re.M)
+FRAGMENT_NAME = re.compile(r"_[a-z0-9_]+\.sql")
+
+
+def _find_sql(filename: str) -> Path | None:
+    return next((d / filename for d in sql_dirs() if (d / filename).exists()), None)
+
+
 @cache
 def load_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``, which must carry vhdiag's marker (vhdiag/marker.py)."""
-    path = next((d / f"{name}.sql" for d in sql_dirs() if (d / f"{name}.sql").exists()), SQL_DIR / f"{name}.sql")
+    """The text of ``sql/<name>.sql``, which must carry vhdiag's marker (vhdiag/marker.py), with
+    each ``-- include: _fragment.sql`` line replaced by that fragment's SQL.
+
+    A fragment (``sql/_*.sql``) holds SQL that several queries share, so that it is written
+    once, not copied by hand (the ``locked`` CTE that keeps the size functions from queueing
+    behind an ACCESS EXCLUSIVE lock, for one). It is never a query of its own and needs no marker:
+    the including file carries it. Its leading comment lines say why, for whoever reads the
+    source, and are not sent; the rest replaces the include line as it stands, so the server
+    gets the same text as if it had been written in place. Includes go one level deep.
+    """
+    if name.startswith("_"):
+        raise LookupError(f"{name}.sql is a fragment, not a query: include it with a line "
+                          f"'-- include: {name}.sql' in the query's SQL file")
+    path = _find_sql(f"{name}.sql") or SQL_DIR / f"{name}.sql"
     text = path.read_text()
     if MARKER not in text:
         raise LookupError(f"{path} has no {MARKER} marker: put it after the statement's first keyword "
                           f"(SELECT {MARKER} ...), so reports can tell vhdiag's statements from the application's")
-    return text
+    return INCLUDE.sub(lambda m: _fragment(path, m.group(1)), text)
+
+
+def _fragment(including: Path, filename: str) -> str:
+    """The SQL of fragment ``filename`` (its leading comment lines dropped), for ``including``."""
+    if not FRAGMENT_NAME.fullmatch(filename):
+        raise LookupError(f"{including.name} includes {filename!r}: a fragment's name is _<name>.sql "
+                          f"(lower case letters, digits and _), in the same folder as the queries")
+    found = _find_sql(filename)
+    if found is None:
+        raise LookupError(f"{including.name} includes {filename}, which no SQL folder holds "
+                          f"({', '.join(str(d) for d in sql_dirs())}): create it there, or fix the name")
+    text = found.read_text()
+    if INCLUDE.search(text):
+        raise LookupError(f"{found.name} includes another fragment: includes go one level deep, "
+                          f"so include both from {including.name}")
+    sql = re.sub(r"^(?:[ \t]*--[^\n]*\n)*", "", text)
+    return sql if sql.endswith("\n") else sql + "\n"
 
 
 def pick_sql(prefix: str, key: int) -> str:

@@ -3,16 +3,11 @@
 -- indexes that differ only there are not duplicates. indexes_post_160000.sql adds last_idx_scan.
 --
 -- pg_relation_size and pg_get_indexdef take an AccessShareLock (pg_get_indexdef on the table),
--- so they queue behind an ACCESS EXCLUSIVE lock that another session holds or waits for on the
--- index or its table. Such an index gets null bytes, columns and definition and
+-- so they would queue behind an ACCESS EXCLUSIVE lock on the index or its table (the `locked`
+-- relations, _locked_relations.sql). Such an index gets null bytes, columns and definition and
 -- size_skipped = true; everything else comes from the catalogs, which take no such lock.
 WITH /* vhdiag */ locked AS (
-    SELECT DISTINCT l.relation AS oid
-    FROM pg_locks AS l
-    WHERE l.locktype = 'relation'
-      AND l.mode = 'AccessExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.pid IS DISTINCT FROM pg_backend_pid()
+-- include: _locked_relations.sql
 ),
 idx AS (
     SELECT i.indexrelid, i.indrelid, i.indnkeyatts,

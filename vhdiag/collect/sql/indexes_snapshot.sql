@@ -8,14 +8,10 @@
 -- and sized = false, and the store carries their last size forward.
 --
 -- Sizes skip an index whose table or itself another session holds (or waits for) in ACCESS
--- EXCLUSIVE mode, as in indexes.sql: null bytes and size_skipped = true, never a lock wait.
+-- EXCLUSIVE mode, as in indexes.sql (_locked_relations.sql): null bytes and size_skipped = true,
+-- never a lock wait.
 WITH /* vhdiag */ locked AS (
-    SELECT DISTINCT l.relation AS oid
-    FROM pg_locks AS l
-    WHERE l.locktype = 'relation'
-      AND l.mode = 'AccessExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.pid IS DISTINCT FROM pg_backend_pid()
+-- include: _locked_relations.sql
 ),
 idx AS (
     SELECT i.indexrelid, i.indrelid, n.nspname, t.relname AS table_name, c.relname AS index_name,

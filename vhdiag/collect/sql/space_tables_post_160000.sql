@@ -2,31 +2,16 @@
 -- PostgreSQL 16 added last_seq_scan (time of the last sequential scan) and n_tup_newpage_upd
 -- (updates whose new row version went to another page) to pg_stat_user_tables.
 --
--- The size functions take an AccessShareLock on every relation they open (the table, each of
--- its indexes, its TOAST table and the TOAST index), so they queue behind an ACCESS EXCLUSIVE
--- lock that another session holds or is waiting for (a waiting request blocks later ones too).
--- Such a table gets null sizes and size_skipped = true instead of waiting for lock_timeout.
--- CASE evaluates the size functions only for the relations that are not skipped.
+-- A table that another session holds or waits for in ACCESS EXCLUSIVE mode (the table, an index,
+-- its TOAST table or the TOAST index) gets null sizes and size_skipped = true instead of waiting
+-- for lock_timeout: _locked_relations.sql and _tables_size_skipped.sql, shared with the other
+-- sizing queries, say why. CASE evaluates the size functions only for the relations not skipped.
 WITH /* vhdiag */ locked AS (
-    SELECT DISTINCT l.relation AS oid
-    FROM pg_locks AS l
-    WHERE l.locktype = 'relation'
-      AND l.mode = 'AccessExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.pid IS DISTINCT FROM pg_backend_pid()
+-- include: _locked_relations.sql
 ),
 rels AS (
     SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples, c.reltoastrelid,
-           EXISTS (SELECT 1
-                   FROM locked AS l
-                   LEFT JOIN pg_index AS i ON i.indexrelid = l.oid
-                   WHERE l.oid IN (c.oid, c.reltoastrelid)
-                      OR i.indrelid IN (c.oid, c.reltoastrelid)) AS size_skipped
-    FROM pg_class AS c
-    JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'm')
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname !~ '^pg_toast'
+-- include: _tables_size_skipped.sql
 ),
 sized AS (
     SELECT r.*,

@@ -5,27 +5,14 @@
 --
 -- As in space_tables.sql, a table whose heap, indexes or TOAST relations another session holds
 -- (or waits for) in ACCESS EXCLUSIVE mode gets null sizes and size_skipped = true, never a lock
--- wait; CASE evaluates the size functions only for the relations it sizes.
+-- wait (_locked_relations.sql, _tables_size_skipped.sql); CASE evaluates the size functions only
+-- for the relations it sizes.
 WITH /* vhdiag */ locked AS (
-    SELECT DISTINCT l.relation AS oid
-    FROM pg_locks AS l
-    WHERE l.locktype = 'relation'
-      AND l.mode = 'AccessExclusiveLock'
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.pid IS DISTINCT FROM pg_backend_pid()
+-- include: _locked_relations.sql
 ),
 rels AS (
     SELECT c.oid, n.nspname, c.relname, c.reltoastrelid,
-           EXISTS (SELECT 1
-                   FROM locked AS l
-                   LEFT JOIN pg_index AS i ON i.indexrelid = l.oid
-                   WHERE l.oid IN (c.oid, c.reltoastrelid)
-                      OR i.indrelid IN (c.oid, c.reltoastrelid)) AS size_skipped
-    FROM pg_class AS c
-    JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'm')
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname !~ '^pg_toast'
+-- include: _tables_size_skipped.sql
 ),
 picked AS (
     SELECT r.*, NOT r.size_skipped AND (:all_sizes OR r.oid = ANY (CAST(:oids AS oid[]))) AS sized
