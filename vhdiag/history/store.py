@@ -30,7 +30,8 @@ from ..timeparse import parse_time, parse_window
 from . import guard, names
 from . import schema as S
 from .reads import _between
-from .values import py_value, utc_frame
+from .values import utc_frame
+from .checkruns import CheckRuns
 from .write import SnapshotWriter
 
 log = logging.getLogger("vhdiag.history")
@@ -66,7 +67,7 @@ def normalize_url(url: str | None) -> str:
         raise ConfigError(f"history store path is not usable ({exc}): give --history a file path") from None
 
 
-class History(SnapshotWriter):
+class History(SnapshotWriter, CheckRuns):
     """A history store. ``History(url)``; see ``snapshot()`` and the window readers.
 
     Opening it touches nothing: the readers want an existing store of this schema version
@@ -364,45 +365,6 @@ class History(SnapshotWriter):
                     q = q.where(s.c.ts <= until.to_pydatetime())
                 out[key] = utc_frame(pd.read_sql(q.order_by(s.c.ts), conn), "ts")
         return out
-
-    def record_checks(self, name: str, kind: str, ts, results: list[dict]) -> None:
-        """Store one ``vhdiag check`` run (one transaction): each result's check, status,
-        evidence, fix and ``items`` (the subjects it saw, for the next run's "new since")."""
-        import json
-        with self._write() as conn, conn.begin():
-            target_id = self._lock_target(conn, name)
-            rows = [{"target_id": target_id, "ts": py_value(pd.Timestamp(ts)), "kind": kind, "check": r["check"],
-                     "status": r["status"], "evidence": r["evidence"], "fix": r.get("fix") or "",
-                     "items": json.dumps(list(r.get("items") or []))} for r in results]
-            if rows:
-                conn.execute(S.check_results.insert(), rows)
-
-    def previous_checks(self, name: str, before=None) -> tuple[pd.Timestamp | None, dict]:
-        """The newest recorded check run of target ``name`` (before ``before``): its time and, per
-        check, the newest run that had it (an evening-only check's is the previous evening's)
-        ``{check: {"status", "evidence", "fix", "items", "ts"}}``; ``(None, {})`` when there is none."""
-        import json
-        c = S.check_results
-        with self._read() as conn:
-            row = names.find(conn, name)
-            if row is None:
-                return None, {}
-            q = sa.select(sa.func.max(c.c.ts)).where(c.c.target_id == row[0])
-            if before is not None:
-                q = q.where(c.c.ts < py_value(pd.Timestamp(before)))
-            ts = conn.execute(q).scalar()
-            if ts is None:
-                return None, {}
-            latest = sa.select(c.c.check, sa.func.max(c.c.ts).label("ts")).where(
-                c.c.target_id == row[0], c.c.ts <= ts).group_by(c.c.check).subquery()
-            found = conn.execute(sa.select(c).join(latest, (c.c.check == latest.c.check) & (c.c.ts == latest.c.ts))
-                                 .where(c.c.target_id == row[0])).mappings().all()
-        def utc_ts(v):
-            v = pd.Timestamp(v)
-            return v.tz_localize("UTC") if v.tzinfo is None else v.tz_convert("UTC")
-        ts = utc_ts(ts)
-        return ts, {r["check"]: {"status": r["status"], "evidence": r["evidence"], "fix": r["fix"],
-                                 "items": json.loads(r["items"] or "[]"), "ts": utc_ts(r["ts"])} for r in found}
 
     def auto_prune(self, every_s: float = 86400, raw_days: float = 14, rollup_days: float = 400,
                    keep_top: int = 200) -> dict | None:
