@@ -1,10 +1,11 @@
-"""analysis/incident.py on hand-made frames: the window, the severity rule, response, escalation
-and the lock graph (no database)."""
+"""analysis/incident.py on hand-made frames: the window, the severity rule, response, escalation;
+and incident_timeline.py's lock graph (no database)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from vhdiag.analysis import incident as I
+from vhdiag.analysis import incident_timeline as TL
 from vhdiag.config import load_config
 
 T = pd.Timestamp("2026-11-29T12:00:00Z")
@@ -59,5 +60,5 @@ def test_lock_pileup_counts_waiters_down_the_queue_to_the_root_blocker():
         {"ts": T, "pid": 4, "application": "api", "user": "app", "state": "active", "state_duration_s": 4.0,
          "blocked_by": "1,2", "blocking_count": 0},
     ])
-    (pile,) = I.lock_pileups(s)
+    (pile,) = TL.lock_pileups(s)
     assert (pile["pid"], pile["application"], pile["waiters"]) == (1, "worker", 3)

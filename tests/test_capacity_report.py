@@ -204,7 +204,7 @@ def _fresh_size(server, index_sql):
 
 
 def test_index_bloat_estimate_names_its_method(fleet):
-    from vhdiag.analysis.capacity import STATS_METHOD
+    from vhdiag.analysis.capacity_maintenance import STATS_METHOD
     r, sizes = fleet["report"], fleet["sizes"]
     bloat = {f["subject"]: f for f in _kinds(r, "bloat")}
     # cap_churn's heap is a tenth used but holds no dead row: the dead-row share sees no bloat there

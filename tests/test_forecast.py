@@ -153,12 +153,12 @@ def test_unused_indexes_when_none_is_unused_keep_their_columns():
     """An empty selection must still be a frame with the report's columns (a list mask of length
     0 once selected no columns at all, and the capacity notebook failed on a fresh database)."""
     import pandas as pd
-    from vhdiag.analysis import capacity as C
+    from vhdiag.analysis import capacity_maintenance as CM
     indexes = pd.DataFrame({"schema": ["public"], "table": ["t"], "index": ["t_pkey"], "bytes": [8192],
                             "scans": [5], "unused": [False]})
     tables = pd.DataFrame({"schema": ["public"], "table": ["t"], "n_tup_ins": [1], "n_tup_del": [0],
                            "n_tup_upd": [0], "n_tup_hot_upd": [0]})
-    out = C.unused_indexes(indexes, tables, set())
+    out = CM.unused_indexes(indexes, tables, set())
     assert list(out.columns) == ["schema", "table", "index", "bytes", "scans", "writes", "suggestion"]
     assert out.empty
 

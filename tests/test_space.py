@@ -275,7 +275,7 @@ def test_other_errors_are_not_retried():
 def test_cache_hits_and_the_capacity_reports_bloat_estimate(pg, target):
     """Per table: heap and index cache hit from pg_statio_user_tables, and the heap bloat the
     capacity report estimates (dead rows' share of the heap), with its method named."""
-    from vhdiag.analysis.capacity import BLOAT_METHOD
+    from vhdiag.analysis.capacity_maintenance import BLOAT_METHOD
     df = target.tables().set_index(["schema", "table"])
     with pg.admin() as conn:
         hit = dict(conn.execute(

@@ -1,50 +1,35 @@
-"""The capacity report's computations: growth, connection headroom, replicas, maintenance debt,
-and the findings, from frames (no database here).
+"""The capacity report's computations for space and growth, and what its siblings share, from
+frames (no database here): ``capacity_connections`` (connection headroom) and
+``capacity_maintenance`` (dead rows, bloat, indexes, wraparound, sequences) hold the rest.
 
 Kinds (default severity): ``table_growth`` (info), ``growth_acceleration`` (warning),
 ``disk_forecast`` (warning at the quota's warning share, critical at its critical share or the
 quota), ``connections_forecast`` and ``cpu_forecast``/``memory_forecast`` (warning/critical by the
-runbook's level crossed), ``connections_headroom`` (critical over the runbook's 30, warning over
-20), ``replica_limit`` (warning), ``dead_tuples``, ``bloat``, ``unused_index``, ``duplicate_index``,
-``invalid_index``, ``wraparound``, ``sequence_exhaustion`` (warning). Every suggestion is SQL to run
-by hand; vhdiag executes none of it.
+runbook's level crossed), all forecast findings made by ``forecast_finding``. Every suggestion is
+SQL to run by hand; vhdiag executes none of it.
 """
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
-# How collect/bloat.py's estimate is made: the name every figure from it carries.
-STATS_METHOD = "statistics (ioguix btree estimate)"
-
-from ..display import human_bytes
-from .findings import finding, plural
+from .findings import finding
 from .forecast import Forecast
 
-WRAPAROUND = 2**31 - 1
-_SIMPLE = re.compile(r"[a-z_][a-z0-9_]*")
-_RESERVED = {"all", "analyse", "analyze", "and", "any", "array", "as", "asc", "both", "case", "cast", "check",
-             "collate", "column", "constraint", "create", "default", "desc", "distinct", "do", "else", "end",
-             "except", "false", "for", "foreign", "from", "grant", "group", "having", "in", "index", "into",
-             "is", "limit", "not", "null", "offset", "on", "only", "or", "order", "primary", "references",
-             "select", "table", "then", "to", "true", "union", "unique", "user", "using", "when", "where", "with"}
 
-
-def qident(*names: str) -> str:
-    """``schema.name`` quoted as PostgreSQL's quote_ident does, for suggestions (text only)."""
-    return ".".join(n if _SIMPLE.fullmatch(n) and n not in _RESERVED else '"' + n.replace('"', '""') + '"'
-                    for n in map(str, names))
-
-
-def _num(v, default=0.0) -> float:
+def as_float(v, default=0.0) -> float:
+    """``v`` as a finite float; ``default`` for null, text or infinity."""
     try:
         v = float(v)
     except (TypeError, ValueError):
         return default
     return v if math.isfinite(v) else default
+
+
+def at_minute(ts) -> str:
+    return f"{pd.Timestamp(ts):%Y-%m-%d %H:%M} UTC"
 
 
 # -- 1. space now ---------------------------------------------------------------------------
@@ -78,220 +63,7 @@ def growth(now: pd.DataFrame, before: pd.DataFrame | None, accel_ratio: float) -
     return out[cols].reset_index(drop=True)
 
 
-# -- 4. connections -------------------------------------------------------------------------
-def usable_connections(conns: pd.DataFrame) -> int | None:
-    """max_connections minus the superuser and (PostgreSQL 16+) reserved slots."""
-    if conns is None or conns.empty:
-        return None
-    r = conns.iloc[0]
-    return int(r["max_connections"] - _num(r["superuser_reserved_connections"]) - _num(r["reserved_connections"]))
-
-
-def connection_peaks(series: pd.DataFrame, usable: int | None) -> dict:
-    """Peak and p95 of connections over the history (one value per snapshot)."""
-    if series is None or series.empty or series["connections"].isna().all():
-        return {"samples": 0}
-    s = series.dropna(subset=["connections"])
-    peak_at = s.loc[s["connections"].astype(float).idxmax()]
-    peak, p95 = float(peak_at["connections"]), float(np.percentile(s["connections"].astype(float), 95))
-    return {"samples": len(s), "peak": peak, "peak_ts": peak_at["ts"], "p95": p95,
-            "peak_pct": 100 * peak / usable if usable else None, "p95_pct": 100 * p95 / usable if usable else None}
-
-
-def by_app_state(conns: pd.DataFrame, usable: int | None) -> pd.DataFrame:
-    if conns is None or conns.empty:
-        return pd.DataFrame(columns=["application", "state", "connections", "share_of_usable_pct"])
-    g = conns.assign(application=conns["application"].fillna("").replace("", "(none)"),
-                     state=conns["state"].fillna("(hidden)")) \
-        .groupby(["application", "state"], as_index=False)["connections"].sum()
-    g["share_of_usable_pct"] = 100 * g["connections"] / usable if usable else np.nan
-    return g.sort_values("connections", ascending=False).reset_index(drop=True)
-
-
-def by_app_history(hist: pd.DataFrame, usable: int | None) -> pd.DataFrame:
-    """Peak and p95 connections by application and state over the history store's snapshots
-    (``History.incident_view()["connections"]``), with the share of the usable slots and the time
-    of the peak. A snapshot without the pair counts 0 for it, so p95 is over every snapshot; the
-    ``(all states)`` rows sum an application's states per snapshot."""
-    cols = ["application", "state", "peak", "peak_ts", "p95", "peak_pct_of_usable", "p95_pct_of_usable", "snapshots"]
-    if hist is None or hist.empty:
-        return pd.DataFrame(columns=cols)
-    h = hist.assign(application=hist["application"].fillna("").replace("", "(none)"),
-                    state=hist["state"].fillna("(hidden)"))
-    h = pd.concat([h, h.assign(state="(all states)")])
-    wide = h.pivot_table(index="ts", columns=["application", "state"], values="connections", aggfunc="sum",
-                         fill_value=0)
-    snaps = sorted(hist["ts"].unique())
-    wide = wide.reindex(snaps, fill_value=0)
-    rows = []
-    for (app, state), col in wide.items():
-        v = col.astype(float)
-        peak = float(v.max())
-        p95 = float(np.percentile(v, 95))
-        rows.append({"application": app, "state": state, "peak": peak, "peak_ts": v.idxmax(), "p95": p95,
-                     "peak_pct_of_usable": 100 * peak / usable if usable else np.nan,
-                     "p95_pct_of_usable": 100 * p95 / usable if usable else np.nan, "snapshots": len(v)})
-    out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values(["peak", "application", "state"], ascending=[False, True, True]).reset_index(drop=True)
-
-
-def hours_above(ts, values, threshold: float) -> float:
-    """Hours a sampled series spent strictly above ``threshold``: each sample stands for the time
-    to the next one (the last one for the median step)."""
-    frame = pd.DataFrame({"ts": pd.to_datetime(pd.Series(list(ts)), utc=True), "v": list(values)}).sort_values("ts")
-    if len(frame) < 2:
-        return 0.0
-    steps = frame["ts"].diff().shift(-1).dt.total_seconds()
-    steps = steps.fillna(steps.median())
-    return float(steps[frame["v"] > threshold].sum() / 3600)
-
-
-# -- 6. maintenance debt --------------------------------------------------------------------
-def dead_tuple_tables(maint: pd.DataFrame, min_dead: int, min_pct: float, max_age_days: float,
-                      now: pd.Timestamp) -> pd.DataFrame:
-    """Tables whose dead rows (at least ``min_dead`` and ``min_pct`` of the rows) call for a VACUUM,
-    with how long since the last (auto)vacuum."""
-    if maint is None or maint.empty:
-        return pd.DataFrame(columns=["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuumed",
-                                     "autovacuum_enabled", "suggestion"])
-    m = maint.copy()
-    m["last_vacuumed"] = m[["last_vacuum", "last_autovacuum"]].max(axis=1)
-    age = (now - m["last_vacuumed"]).dt.total_seconds() / 86400
-    dead = m["n_dead_tup"].fillna(0)
-    pct = m["dead_tup_pct"].fillna(0)
-    old = (dead >= min_dead) & (age.isna() | (age >= max_age_days))
-    due = (dead >= min_dead) & ((pct >= min_pct) | old)
-    m = m[due].copy()
-    m["suggestion"] = [f"VACUUM (ANALYZE) {qident(s, t)};" for s, t in zip(m["schema"], m["table"])]
-    return m[["schema", "table", "n_dead_tup", "dead_tup_pct", "last_vacuumed", "autovacuum_enabled",
-              "suggestion"]].sort_values("n_dead_tup", ascending=False).reset_index(drop=True)
-
-
-BLOAT_METHOD = ("heap: the dead-row share of the table's heap bytes (pg_stat_user_tables n_dead_tup over "
-                "n_live_tup + n_dead_tup), an estimate")
-
-
-def heap_bloat_estimate(tables: pd.DataFrame) -> pd.DataFrame:
-    """``bloat_pct`` and ``bloat_bytes`` of every row of a tables frame by ``BLOAT_METHOD``
-    (null where the sizes are), aligned with ``tables``: what ``Target.tables()`` shows and
-    ``heap_bloat`` filters."""
-    live, dead = tables["n_live_tup"].fillna(0).astype(float), tables["n_dead_tup"].fillna(0).astype(float)
-    rows = live + dead
-    pct = pd.Series(np.where(rows > 0, 100 * dead / rows.where(rows > 0, 1), 0.0), index=tables.index)
-    size = pd.to_numeric(tables["table_bytes"], errors="coerce").astype(float)
-    return pd.DataFrame({"bloat_pct": pct.where(size.notna()), "bloat_bytes": (size * pct / 100).round()},
-                        index=tables.index)
-
-
-def heap_bloat(tables: pd.DataFrame, min_pct: float, min_bytes: int) -> pd.DataFrame:
-    """Estimated heap bloat per table by ``BLOAT_METHOD``, over both thresholds."""
-    t = tables.dropna(subset=["table_bytes"]).copy()
-    t[["bloat_pct", "bloat_bytes"]] = heap_bloat_estimate(t)
-    t = t[(t["bloat_pct"] >= min_pct) & (t["bloat_bytes"] >= min_bytes)].copy()
-    t["suggestion"] = [f"VACUUM (ANALYZE) {qident(s, n)};  -- frees the space for reuse; VACUUM FULL or "
-                       "pg_repack returns it to the disk (VACUUM FULL locks the table)"
-                       for s, n in zip(t["schema"], t["table"])]
-    return t[["schema", "table", "table_bytes", "bloat_pct", "bloat_bytes", "suggestion"]].reset_index(drop=True)
-
-
-INDEX_BLOAT_SUGGESTION = ("REINDEX INDEX CONCURRENTLY {};  -- rebuilds it beside the old one (needs its size "
-                          "free on disk), then swaps; not inside a transaction block")
-
-
-def with_exact_tables(bloat_all: pd.DataFrame, exact: pd.DataFrame | None) -> pd.DataFrame:
-    """``heap_bloat`` rows (every table, before the thresholds) with pgstattuple_approx's figures
-    where there are some; ``method`` says which one each row comes from."""
-    t = bloat_all.copy()
-    t["method"] = "dead-row share"
-    if exact is None or exact.empty:
-        return t
-    ex = exact[exact["kind"] == "table"].set_index(["schema", "relation"])
-    for i, rec in t.iterrows():
-        key = (rec["schema"], rec["table"])
-        if key in ex.index:
-            e = ex.loc[key]
-            t.loc[i, ["table_bytes", "bloat_bytes", "bloat_pct", "method"]] = [
-                e["bytes"], e["bloat_bytes"], e["bloat_pct"], e["method"]]
-    return t
-
-
-def index_bloat(estimates: pd.DataFrame, exact: pd.DataFrame | None, min_pct: float, min_bytes: int) -> pd.DataFrame:
-    """Btree-index bloat per index: the statistics estimate, replaced by pgstatindex's figure where
-    there is one (``method`` says which), with ``over`` for those over both thresholds and the
-    REINDEX to run by hand. An estimate flagged unreliable (``is_na``) is never over."""
-    cols = ["schema", "table", "index", "bytes", "bloat_bytes", "bloat_pct", "method", "reliable", "over",
-            "suggestion"]
-    if estimates is None or estimates.empty:
-        return pd.DataFrame(columns=cols)
-    b = estimates.rename(columns={"real_bytes": "bytes"}).copy()
-    b["method"] = STATS_METHOD
-    b["reliable"] = ~b["is_na"].fillna(False).astype(bool)
-    if exact is not None and not exact.empty:
-        ex = exact[exact["kind"] == "index"].set_index(["schema", "relation"])
-        for i, rec in b.iterrows():
-            key = (rec["schema"], rec["index"])
-            if key in ex.index:
-                e = ex.loc[key]
-                b.loc[i, ["bytes", "bloat_bytes", "bloat_pct", "method", "reliable"]] = [
-                    e["bytes"], e["bloat_bytes"], e["bloat_pct"], e["method"], True]
-    b["over"] = (b["reliable"].astype(bool) & (b["bloat_pct"].astype(float) >= min_pct)
-                 & (b["bloat_bytes"].astype(float) >= min_bytes))
-    b["suggestion"] = [INDEX_BLOAT_SUGGESTION.format(qident(s, i)) if o else ""
-                       for s, i, o in zip(b["schema"], b["index"], b["over"])]
-    return b[cols].sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
-
-
-def duplicate_groups(indexes: pd.DataFrame) -> pd.DataFrame:
-    """One row per index to drop among identical indexes: the one kept is one that backs a
-    constraint, else the most scanned (so a used index is never dropped for an unused one)."""
-    cols = ["schema", "table", "index", "bytes", "scans", "keep", "keep_scans", "suggestion"]
-    if indexes is None or indexes.empty:
-        return pd.DataFrame(columns=cols)
-    ix = indexes[indexes["valid"].fillna(False).astype(bool)].copy()
-    ix["group"] = ix["duplicate_of"].fillna(ix["index"])
-    rows = []
-    for (schema, table, _), g in ix.groupby(["schema", "table", "group"]):
-        if len(g) < 2:
-            continue
-        enforce = g["primary"].fillna(False) | g["constraint"].notna() | g["unique"].fillna(False)
-        pool = g[enforce] if enforce.any() else g
-        keep = pool.assign(s=pool["scans"].fillna(0)).sort_values(["s", "index"], ascending=[False, True]).iloc[0]
-        for rec in g[g["index"] != keep["index"]].to_dict("records"):
-            if rec["constraint"] is not None and not pd.isna(rec["constraint"]):
-                sql = f"ALTER TABLE {qident(schema, table)} DROP CONSTRAINT {qident(rec['constraint'])};"
-            else:
-                sql = f"DROP INDEX CONCURRENTLY {qident(schema, rec['index'])};"
-            rows.append({"schema": schema, "table": table, "index": rec["index"], "bytes": rec["bytes"],
-                         "scans": rec["scans"], "keep": keep["index"], "keep_scans": keep["scans"], "suggestion": sql})
-    return pd.DataFrame(rows, columns=cols)
-
-
-def unused_indexes(indexes: pd.DataFrame, tables: pd.DataFrame, dropped: set) -> pd.DataFrame:
-    """Unused indexes (not already dropped as a duplicate), with the writes that maintain them:
-    rows inserted, deleted and updated other than HOT on their table since the statistics reset."""
-    cols = ["schema", "table", "index", "bytes", "scans", "writes", "suggestion"]
-    if indexes is None or indexes.empty:
-        return pd.DataFrame(columns=cols)
-    u = indexes[indexes["unused"].fillna(False).astype(bool)].copy()
-    # A boolean array, not a list: an empty list would select no columns instead of no rows.
-    u = u[np.array([(s, i) not in dropped for s, i in zip(u["schema"], u["index"])], dtype=bool)]
-    w = tables.set_index(["schema", "table"])
-    writes = (w["n_tup_ins"].fillna(0) + w["n_tup_del"].fillna(0) + w["n_tup_upd"].fillna(0)
-              - w["n_tup_hot_upd"].fillna(0))
-    u["writes"] = [int(writes.get((s, t), 0)) for s, t in zip(u["schema"], u["table"])]
-    u["suggestion"] = [f"DROP INDEX CONCURRENTLY {qident(s, i)};" for s, i in zip(u["schema"], u["index"])]
-    return u[cols].sort_values("bytes", ascending=False, na_position="last").reset_index(drop=True)
-
-
 # -- findings -------------------------------------------------------------------------------
-def _b(v) -> str:
-    return human_bytes(v) if v is not None and not pd.isna(v) else "unknown"
-
-
-def _when(ts) -> str:
-    return f"{pd.Timestamp(ts):%Y-%m-%d %H:%M} UTC"
-
-
 def forecast_finding(kind: str, subject: str, what: str, f: Forecast, levels: list[tuple[str, str]],
                      horizon_days: float, suggestion: str, unit_words=lambda v: f"{v:g}") -> dict | None:
     """One finding for the most severe level the forecast crosses within the horizon (levels:
@@ -316,96 +88,3 @@ def forecast_finding(kind: str, subject: str, what: str, f: Forecast, levels: li
                       else None for c in f.crossings},
                    **{f"{c.label.replace(' ', '_')}_latest": c.latest.isoformat() if c.latest is not None else None
                       for c in f.crossings})
-
-
-def headroom_findings(series: pd.DataFrame, warning: float, critical: float, usable: int | None,
-                      subject: str) -> list[dict]:
-    """A critical finding for the snapshots over ``critical`` connections, a warning for those over
-    ``warning`` (and not over critical), each with the times."""
-    out = []
-    if series is None or series.empty:
-        return out
-    s = series.dropna(subset=["connections"])
-    crit = s[s["connections"] > critical]
-    warn = s[(s["connections"] > warning) & (s["connections"] <= critical)]
-    todo = ("-- runbook 2, Database Connection Issues: check the count (SELECT count(*) FROM pg_stat_activity;) "
-            "against SHOW max_connections; put a pooler (PgBouncer) in front or lower the pool sizes; end idle "
-            "sessions: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' "
-            "AND state_change < now() - interval '10 minutes';")
-    for sev, rows, level in (("critical", crit, critical), ("warning", warn, warning)):
-        if rows.empty:
-            continue
-        peak = rows.loc[rows["connections"].astype(float).idxmax()]
-        times = ", ".join(f"{int(c)} at {_when(t)}" for t, c in zip(rows["ts"], rows["connections"]))
-        share = f" ({100 * float(peak['connections']) / usable:.0f} % of the {usable} usable slots)" if usable else ""
-        out.append(finding("connections_headroom", sev, subject,
-                           f"Connections over {level:g}: peak {int(peak['connections'])} at {_when(peak['ts'])}",
-                           f"{plural(len(rows), 'snapshot')} counted more than the runbook's {level:g} connections "
-                           f"({sev}): {times}. Peak {int(peak['connections'])}{share}.", todo,
-                           peak=int(peak["connections"]), peak_ts=pd.Timestamp(peak["ts"]).isoformat(),
-                           level=level, times=[pd.Timestamp(t).isoformat() for t in rows["ts"]]))
-    return out
-
-
-def maintenance_findings(*, dead: pd.DataFrame, bloat: pd.DataFrame, unused: pd.DataFrame, dups: pd.DataFrame,
-                         invalid: pd.DataFrame, wrap: pd.DataFrame, seqs: pd.DataFrame, wrap_pct: float,
-                         seq_pct: float, index_bloat: pd.DataFrame | None = None) -> list[dict]:
-    out = []
-    for r in dead.to_dict("records"):
-        since = f"last vacuumed {_when(r['last_vacuumed'])}" if pd.notna(r["last_vacuumed"]) else "never vacuumed"
-        auto = "" if r["autovacuum_enabled"] is not False else " Autovacuum is off for this table (reloption)."
-        out.append(finding("dead_tuples", "warning", f"{r['schema']}.{r['table']}",
-                           f"Dead rows: {r['schema']}.{r['table']}: {int(r['n_dead_tup']):,} ({_num(r['dead_tup_pct']):.0f} %)",
-                           f"{int(r['n_dead_tup']):,} dead rows, {_num(r['dead_tup_pct']):.1f} % of the table; {since}.{auto}",
-                           f"-- runbook 6, Database Optimization: VACUUM ANALYZE\n{r['suggestion']}",
-                           n_dead_tup=r["n_dead_tup"], dead_tup_pct=r["dead_tup_pct"]))
-    for r in bloat.to_dict("records"):
-        method = r.get("method") or "dead-row share"
-        how = BLOAT_METHOD if method == "dead-row share" else \
-            f"{method} (pgstattuple: dead rows plus free space, read from the table's pages)"
-        out.append(finding("bloat", "warning", f"{r['schema']}.{r['table']}",
-                           f"Bloat: {r['schema']}.{r['table']}: about {_b(r['bloat_bytes'])} ({r['bloat_pct']:.0f} %)",
-                           f"Estimated {_b(r['bloat_bytes'])} of the {_b(r['table_bytes'])} heap holds no live row; "
-                           f"method: {how}.", r["suggestion"], bloat_bytes=r["bloat_bytes"], bloat_pct=r["bloat_pct"],
-                           method=method, relation="table"))
-    for r in (index_bloat[index_bloat["over"]].to_dict("records") if index_bloat is not None else []):
-        out.append(finding("bloat", "warning", f"{r['schema']}.{r['index']}",
-                           f"Index bloat: {r['schema']}.{r['index']}: about {_b(r['bloat_bytes'])} ({r['bloat_pct']:.0f} %)",
-                           f"Estimated {_b(r['bloat_bytes'])} of the {_b(r['bytes'])} btree index {r['schema']}."
-                           f"{r['index']} (on {r['table']}) is beyond what a fresh build at its fillfactor would "
-                           f"take; method: {r['method']}.", r["suggestion"], bloat_bytes=r["bloat_bytes"],
-                           bloat_pct=r["bloat_pct"], bytes=r["bytes"], method=r["method"], relation="index"))
-    for r in unused.to_dict("records"):
-        out.append(finding("unused_index", "warning", f"{r['schema']}.{r['index']}",
-                           f"Unused index: {r['schema']}.{r['index']} ({_b(r['bytes'])})",
-                           f"{r['schema']}.{r['index']} on {r['table']} has had no scan since the statistics reset; "
-                           f"dropping it frees {_b(r['bytes'])} and the upkeep of {int(r['writes']):,} row writes "
-                           "(inserts, deletes, non-HOT updates) it cost. A standby counts its own scans: check "
-                           "replicas first.", r["suggestion"], bytes=r["bytes"], writes=r["writes"]))
-    for r in dups.to_dict("records"):
-        out.append(finding("duplicate_index", "warning", f"{r['schema']}.{r['index']}",
-                           f"Duplicate index: {r['schema']}.{r['index']} duplicates {r['keep']} ({_b(r['bytes'])})",
-                           f"{r['schema']}.{r['index']} ({_num(r['scans']):,.0f} scans, {_b(r['bytes'])}) is identical "
-                           f"to {r['keep']} ({_num(r['keep_scans']):,.0f} scans): keep {r['keep']}, drop "
-                           f"{r['index']}.", r["suggestion"], bytes=r["bytes"], keep=r["keep"], scans=r["scans"]))
-    for r in invalid.to_dict("records"):
-        out.append(finding("invalid_index", "warning", f"{r['schema']}.{r['index']}",
-                           f"Invalid index: {r['schema']}.{r['index']}",
-                           f"{r['schema']}.{r['index']} on {r['table']} is invalid (a failed concurrent build): the "
-                           "planner ignores it but every write still maintains it.", r["suggestion"], bytes=r["bytes"]))
-    for r in (wrap.to_dict("records") if wrap is not None else []):
-        if _num(r["wraparound_pct"]) >= wrap_pct:
-            out.append(finding("wraparound", "warning", r["database"],
-                               f"Transaction ID age: {r['database']} at {r['wraparound_pct']:.0f} % of wraparound",
-                               f"age(datfrozenxid) is {int(r['xid_age']):,}, {int(r['xids_left']):,} IDs left.",
-                               f"-- in database {r['database']}, during a quiet hour:\nVACUUM (FREEZE, ANALYZE);",
-                               xid_age=r["xid_age"], wraparound_pct=r["wraparound_pct"]))
-    for r in (seqs.to_dict("records") if seqs is not None else []):
-        if _num(r["used_pct"]) > seq_pct:
-            out.append(finding("sequence_exhaustion", "warning", f"{r['schema']}.{r['sequence']}",
-                               f"Sequence {r['schema']}.{r['sequence']} at {r['used_pct']:.0f} % of its range",
-                               f"last_value {int(r['last_value']):,} of {int(r['max_value']):,} ({r['data_type']}).",
-                               f"ALTER SEQUENCE {qident(r['schema'], r['sequence'])} AS bigint;  -- and the column "
-                               "it feeds: ALTER TABLE ... ALTER COLUMN ... TYPE bigint (rewrites the table)",
-                               used_pct=r["used_pct"]))
-    return out

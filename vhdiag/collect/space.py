@@ -57,7 +57,7 @@ COLUMNS = {
     "last_seq_scan": "ts",         # PostgreSQL 16+; null before (and when never scanned)
 }
 # Added to the query's columns by tables(): cache hits (pg_statio_user_tables) and the heap bloat
-# estimate of the capacity report (vhdiag/analysis/capacity.py BLOAT_METHOD).
+# estimate of the capacity report (vhdiag/analysis/capacity_maintenance.py BLOAT_METHOD).
 EXTRA_COLUMNS = {
     "heap_hit_pct": "float",       # heap blocks found in shared buffers, % of those asked for
     "index_hit_pct": "float",      # the same for its indexes; null without index reads
@@ -103,7 +103,7 @@ def tables(target) -> pd.DataFrame:
     with the columns of ``COLUMNS`` and ``EXTRA_COLUMNS`` (cache hits, the bloat estimate). Tables locked ACCESS EXCLUSIVE by another session come last,
     with null sizes and ``size_skipped`` true.
     """
-    from ..analysis.capacity import BLOAT_METHOD, heap_bloat_estimate
+    from ..analysis.capacity_maintenance import BLOAT_METHOD, heap_bloat_estimate
     sql = _base.pick_sql("space_tables", target.capabilities.server_version_num)
     frame = _base.typed(_base.query_skipping_locks(target, sql), COLUMNS)
     statio = target.query(_base.load_sql("space_statio"))

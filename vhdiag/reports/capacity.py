@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..analysis import capacity as C
+from ..analysis import capacity_connections as CC
+from ..analysis import capacity_maintenance as CM
+from ..analysis import findings as F
 from ..analysis import forecast as fc
 from ..config import resolve_config
 from ..display import human_bytes
@@ -154,7 +157,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
     grow = r.growth[r.growth["growth_bytes_per_day"].astype(float) >= cap["growth_min_bytes_per_day"]]
     for i, rec in enumerate(grow.head(top_n).to_dict("records")):
         subject = f"{rec['schema']}.{rec['table']}"
-        findings.append(C.finding(
+        findings.append(F.finding(
             "table_growth", "info", subject,
             f"Growth #{i + 1}: {subject} +{human_bytes(rec['growth_bytes_per_day'])} per day",
             f"{subject} grew {human_bytes(rec['growth_bytes'])} over {rec['days']:.1f} days "
@@ -163,7 +166,7 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
             "-- runbook 2, Slow Queries: Archive old data (partition by time, or delete what is past its retention)",
             rank=i + 1, growth_bytes_per_day=rec["growth_bytes_per_day"], growth_bytes=rec["growth_bytes"]))
         if rec["accelerated"]:
-            findings.append(C.finding(
+            findings.append(F.finding(
                 "growth_acceleration", "warning", subject,
                 f"Growth accelerated: {subject} {human_bytes(rec['growth_bytes_per_day'])}/day, was "
                 f"{human_bytes(rec['before_bytes_per_day'])}/day",
@@ -175,19 +178,19 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
 
     # 4. connections
     conns = db.connections()
-    r.usable = C.usable_connections(conns)
-    r.peaks = C.connection_peaks(r.conn_series, r.usable)
-    r.by_app = C.by_app_state(conns, r.usable)
+    r.usable = CC.usable_connections(conns)
+    r.peaks = CC.connection_peaks(r.conn_series, r.usable)
+    r.by_app = CC.by_app_state(conns, r.usable)
     hist = (store.incident_view(start, end, target=name)["connections"] if store is not None and inputs.has_history
             else None)
     if hist is not None and len(hist):
         hist = hist[hist["ts"] >= start]     # incident_view adds the snapshot before the window
-    r.by_app_history = C.by_app_history(hist, r.usable)
+    r.by_app_history = CC.by_app_history(hist, r.usable)
     act = db.activity()
     idle = act[act["state"].isin(["idle in transaction", "idle in transaction (aborted)"])]
     r.idle_in_xact_s = float(idle["state_duration_s"].fillna(0).sum())
     cw, cc = th["db_connections"]["warning"], th["db_connections"]["critical"]
-    findings += C.headroom_findings(r.conn_series, cw, cc, r.usable, name)
+    findings += CC.headroom_findings(r.conn_series, cw, cc, r.usable, name)
     if len(r.conn_series):
         peaks = fc.daily_peaks(r.conn_series["ts"], r.conn_series["connections"])
         clevels = [("warning", "runbook warning"), ("critical", "runbook critical")]
@@ -214,16 +217,16 @@ def _build(inputs, p, cfg, start, end) -> CapacityReport:
         r.notes.append("no metrics given (-p metrics=...): no CPU, memory or replica forecast")
 
     # 6. maintenance debt
-    r.dead = C.dead_tuple_tables(maint, cap["dead_tuples_min"], cap["dead_tuples_pct"], cap["vacuum_max_age_days"], end)
+    r.dead = CM.dead_tuple_tables(maint, cap["dead_tuples_min"], cap["dead_tuples_pct"], cap["vacuum_max_age_days"], end)
     r.bloat, r.index_bloat = _bloat(db, tables, cap)
-    r.duplicates = C.duplicate_groups(indexes)
+    r.duplicates = CM.duplicate_groups(indexes)
     dropped = set(zip(r.duplicates["schema"], r.duplicates["index"]))
-    r.unused = C.unused_indexes(indexes, tables, dropped)
+    r.unused = CM.unused_indexes(indexes, tables, dropped)
     r.invalid = ix.invalid(db, indexes)
     r.wraparound = db.wraparound()
     r.wraparound = r.wraparound[r.wraparound["database"] == dbname]
     r.sequences = db.sequences()
-    findings += C.maintenance_findings(dead=r.dead, bloat=r.bloat, unused=r.unused, dups=r.duplicates,
+    findings += CM.maintenance_findings(dead=r.dead, bloat=r.bloat, unused=r.unused, dups=r.duplicates,
                                        invalid=r.invalid, wrap=r.wraparound, seqs=r.sequences,
                                        wrap_pct=cap["wraparound_pct"], seq_pct=cap["sequence_used_pct"],
                                        index_bloat=r.index_bloat)
@@ -243,11 +246,11 @@ def _bloat(db, tables: pd.DataFrame, cap) -> tuple[pd.DataFrame, pd.DataFrame]:
     top_i = est[~est["is_na"].fillna(False).astype(bool)].head(n)
     exact = B.exact(db, list(zip(top_t["schema"], top_t["table"])),
                     list(zip(top_i["schema"], top_i["index"], top_i["fillfactor"]))) if n else None
-    heap = C.with_exact_tables(C.heap_bloat(tables, 0, 0), exact)
+    heap = CM.with_exact_tables(CM.heap_bloat(tables, 0, 0), exact)
     heap = heap[(heap["bloat_pct"].astype(float) >= cap["bloat_pct"])
                 & (heap["bloat_bytes"].astype(float) >= cap["bloat_min_bytes"])]
     heap = heap.sort_values("bloat_bytes", ascending=False).reset_index(drop=True)
-    return heap, C.index_bloat(est, exact, cap["bloat_pct"], cap["bloat_min_bytes"])
+    return heap, CM.index_bloat(est, exact, cap["bloat_pct"], cap["bloat_min_bytes"])
 
 
 def bloat_method_lines(r: CapacityReport) -> list[str]:
@@ -255,9 +258,9 @@ def bloat_method_lines(r: CapacityReport) -> list[str]:
     from ..collect import bloat as B
     methods = set(r.index_bloat["method"]) if r.index_bloat is not None and len(r.index_bloat) else set()
     tmethods = set(r.bloat["method"]) if r.bloat is not None and len(r.bloat) else set()
-    lines = [f"Tables: '{C.BLOAT_METHOD}' (dead-row share) unless the row says {B.TABLE_METHOD} (the pgstattuple "
+    lines = [f"Tables: '{CM.BLOAT_METHOD}' (dead-row share) unless the row says {B.TABLE_METHOD} (the pgstattuple "
              "extension: dead rows plus free space, read from the pages that are not all-visible).",
-             f"Btree indexes: '{C.STATS_METHOD}', from pg_class, pg_index and pg_stats (as fresh as the last "
+             f"Btree indexes: '{CM.STATS_METHOD}', from pg_class, pg_index and pg_stats (as fresh as the last "
              f"ANALYZE), unless the row says {B.INDEX_METHOD} (the pgstattuple extension: empty and deleted "
              "pages plus the leaf pages' room below the fillfactor, read from the index)."]
     if not ({B.TABLE_METHOD, B.INDEX_METHOD} & (methods | tmethods)):
@@ -298,9 +301,9 @@ def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
         f.backtest = fc.backtest(peaks["ts"], peaks["value"], s)
         r.forecasts[f"daily peak {metric}"] = (f, "%", [w, c])
         rows.append({"metric": metric, "peak_pct": sub["value"].max(), "scale_threshold_pct": scale_at,
-                     "hours_above_scale": C.hours_above(sub["ts"], sub["value"], scale_at),
-                     "hours_above_warning": C.hours_above(sub["ts"], sub["value"], w),
-                     "hours_above_critical": C.hours_above(sub["ts"], sub["value"], c),
+                     "hours_above_scale": CC.hours_above(sub["ts"], sub["value"], scale_at),
+                     "hours_above_warning": CC.hours_above(sub["ts"], sub["value"], w),
+                     "hours_above_critical": CC.hours_above(sub["ts"], sub["value"], c),
                      "max_replicas_at_pct": limit, "max_replicas": f.crossings[2].words(horizon)})
         got = C.forecast_finding(kind, metric, f"Daily peak {metric}", f,
                                  [("warning", ""), ("critical", ""), ("warning", "")][:2], horizon,
@@ -309,7 +312,7 @@ def _replicas(r: CapacityReport, cfg, s, horizon) -> list[dict]:
         if got and f.status == "ok":
             out.append(got)
         if f.crossings[2].status in ("crosses", "already"):
-            out.append(C.finding("replica_limit", "warning", metric,
+            out.append(F.finding("replica_limit", "warning", metric,
                                  f"Max {auto['max_replicas']} replicas reached: {f.crossings[2].words(horizon)}",
                                  f"At the projected trend of the daily peak {metric}, the autoscaler ({auto['min_replicas']}"
                                  f" to {auto['max_replicas']} replicas at {scale_at:g} %) would need more than "

@@ -11,140 +11,23 @@ of order, a malformed events file) is refused before any kernel starts and write
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from ..analysis import incident as I
+from ..analysis.incident_causes import causes
+from ..analysis import incident_timeline as T
 from ..analysis import slow_queries as sq
 from ..config import resolve_config
-from ..errors import ConfigError
-from ..timeparse import parse_duration, parse_time
-from .base import Param, Report, resolve_params
+from ..timeparse import parse_duration
+from .base import Report, resolve_params
 from .data import open_inputs
+from .postmortem_params import PARAMS, check_params, read_events, run_window
+from .postmortem_view import drafts
 
 TITLE = "Post-mortem"
 DESCRIPTION = "an incident's window, impact, timeline, response against the runbook, probable causes and drafts"
-EVENT_KINDS_HINT = "deploy, config, restart, scaling, escalation, ..."
-
-
-def _time(text: str) -> str:
-    try:
-        return parse_time(text).isoformat()
-    except (ValueError, ConfigError) as exc:
-        raise ConfigError(f"{text!r} is not a time: give ISO 8601 such as 2026-11-29T12:03:00Z ({exc})") from None
-
-
-def _duration(text: str) -> str:
-    try:
-        if parse_duration(text) <= pd.Timedelta(0):
-            raise ValueError
-    except (ValueError, ConfigError):
-        raise ConfigError(f"{text!r} is not a positive duration: give e.g. 2h, 10m") from None
-    return text
-
-
-def _severity(text: str) -> str:
-    sev = text.strip().upper()
-    if sev not in ("P1", "P2", "P3", "P4"):
-        raise ConfigError(f"severity {text!r} is not one of the runbook's P1, P2, P3, P4: e.g. -p severity=P1")
-    return sev
-
-
-def _events_file(text: str) -> str:
-    read_events(text)   # malformed: one line, before any kernel starts
-    return text
-
-
-def _metrics_source(text: str) -> str:
-    if not re.match(r"^[a-z][a-z0-9+]*://", text) and not Path(text).expanduser().is_file():
-        raise ConfigError(f"metrics file {text} does not exist: give a CSV or Parquet file, a Prometheus URL "
-                          "or the history store (sqlite:///PATH)")
-    return text
-
-
-PARAMS = [
-    Param("around", str, "", "a time inside the incident: the report finds the window from the breaches and "
-          "database events around it (instead of --since/--until)", validate=_time),
-    Param("search", str, "2h", "how far around `around` to look", validate=_duration),
-    Param("title", str, "", "the incident's title; empty: from the top probable cause"),
-    Param("severity", str, "", "P1 to P4; empty: proposed from the impact (runbook 3)", validate=_severity),
-    Param("acknowledged_at", str, "", "when the alert was acknowledged", validate=_time),
-    Param("assessed_at", str, "", "when the impact was assessed", validate=_time),
-    Param("mitigated_at", str, "", "when the impact was mitigated", validate=_time),
-    Param("resolved_at", str, "", "when the incident was resolved", validate=_time),
-    Param("metrics", str, "", "metric history: a CSV/Parquet file or a Prometheus URL; empty: the history "
-          "store's own series (connections, TPS)", validate=_metrics_source),
-    Param("events", str, "", f"a CSV of ts,kind,description ({EVENT_KINDS_HINT})", validate=_events_file),
-    Param("service", str, "VH-M24", "the service named in the customer notification (runbook 8)"),
-    Param("outage_error_pct", float, 90.0, "an error rate at or over this is a complete outage (P1); the runbook "
-          "gives no number, this is vhdiag's", minimum=0),
-    Param("merge_gap", str, "10m", "breaches this close together are one incident", validate=_duration),
-    Param("lead_minutes", float, 30.0, "a deploy or config change this long before the onset is a suspect",
-          minimum=0),
-    Param("slo_period_days", float, 30.0, "the SLO period whose error budget the incident used", minimum=1),
-    Param("top_n", int, help="statements and tables shown", setting="reports.top_n", minimum=1),
-    Param("regression_ratio", float, help="a query change is at least this many times the baseline mean",
-          setting="statements.regression_ratio", minimum=1),
-    Param("regression_floor_ms", float, help="... and this many ms slower", setting="statements.regression_floor_ms",
-          minimum=0),
-]
-
-TIME_PARAMS = ("acknowledged_at", "assessed_at", "mitigated_at", "resolved_at")
-
-
-def read_events(path) -> pd.DataFrame:
-    """The user's events file (CSV ``ts,kind,description``, a header line optional) as
-    (ts UTC, kind, description); anything else is one line naming the line."""
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the events file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    rows = []
-    for n, rec in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not rec or all(not c.strip() for c in rec):
-            continue
-        if n == 1 and [c.strip().lower() for c in rec[:3]] == ["ts", "kind", "description"]:
-            continue
-        if len(rec) != 3:
-            raise ConfigError(f"events file {path}, line {n}: expected 3 fields ts,kind,description, got {len(rec)}")
-        try:
-            ts = parse_time(rec[0].strip())
-        except (ValueError, ConfigError):
-            raise ConfigError(f"events file {path}, line {n}: {rec[0].strip()!r} is not a time "
-                              "(ISO 8601, e.g. 2026-11-29T12:00:00Z)") from None
-        if not rec[1].strip():
-            raise ConfigError(f"events file {path}, line {n}: the kind is empty ({EVENT_KINDS_HINT})")
-        rows.append((ts, rec[1].strip(), rec[2].strip()))
-    frame = pd.DataFrame(rows, columns=["ts", "kind", "description"])
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame.sort_values("ts").reset_index(drop=True)
-
-
-def check_params(p: dict) -> None:
-    """Response times in order: acknowledged <= assessed <= mitigated <= resolved."""
-    given = [(k, pd.Timestamp(p[k])) for k in TIME_PARAMS if p.get(k)]
-    for (a, ta), (b, tb) in zip(given, given[1:]):
-        if tb < ta:
-            raise ConfigError(f"{b} ({tb:%Y-%m-%d %H:%M:%S} UTC) is before {a} ({ta:%Y-%m-%d %H:%M:%S} UTC): "
-                              "the times are reversed; check -p " + b)
-
-
-def run_window(p: dict, since, until, window, now=None):
-    """The runner's window: around +- search when ``around`` is given; else --since/--until,
-    which a post-mortem needs (there is no default incident)."""
-    if p.get("around"):
-        if since or until or window:
-            raise ConfigError("give either -p around=TIME or --since/--until, not both")
-        at, span = pd.Timestamp(p["around"]), parse_duration(p["search"])
-        return (at - span).isoformat(), (at + span).isoformat(), None
-    if not since and not window:
-        raise ConfigError("a post-mortem needs the incident's time: give --since T --until T, or -p around=TIME")
-    return since, until, window
 
 
 @dataclass
@@ -259,7 +142,7 @@ def _build(inputs, p, lo, hi, user_events, cfg) -> PostmortemReport:
         view = store.incident_view(lo, hi, target=name)
         ddl = _ddl(store, name, lo, hi, db.capabilities.user)
     in_range = snaps[(snaps["ts"] >= lo) & (snaps["ts"] <= hi)] if len(snaps) else snaps
-    events = I.db_events(in_range, view, ddl, thresholds["db_connections"])
+    events = T.db_events(in_range, view, ddl, thresholds["db_connections"])
     # the window
     if p["around"]:
         db_times = [e["ts"] for e in events if e.get("kind") in ("locks", "connections")]
@@ -275,7 +158,7 @@ def _build(inputs, p, lo, hi, user_events, cfg) -> PostmortemReport:
     r.metrics, r.view_since, r.view_until = m, lo, hi
     if not r.found:
         r.breaches = br.iloc[0:0] if br is not None else None
-        r.timeline = I.timeline([])
+        r.timeline = T.timeline([])
         r.findings = []
         r.notes.append("no incident found: no threshold breach and no database event in the window")
         return r
@@ -310,9 +193,9 @@ def _build(inputs, p, lo, hi, user_events, cfg) -> PostmortemReport:
                                   regressions["mean_before_ms"]].reset_index(drop=True)
     max_conn = int(snaps["max_connections"].dropna().iloc[-1]) if len(snaps) and snaps["max_connections"].notna().any() \
         else None
-    r.hypotheses = I.causes(imp=r.impact, breaches=r.breaches, events=events, regressions=regressions,
-                            user_events=user_events, start=start, conn_thresholds=thresholds["db_connections"],
-                            max_connections=max_conn, lead=lead)
+    r.hypotheses = causes(imp=r.impact, breaches=r.breaches, events=events, regressions=regressions,
+                          user_events=user_events, start=start, conn_thresholds=thresholds["db_connections"],
+                          max_connections=max_conn, lead=lead)
     # severity
     sevs = cfg["severities"]
     signals = {"lock_waiters": any(e.get("kind") == "locks" for e in events),
@@ -334,20 +217,20 @@ def _build(inputs, p, lo, hi, user_events, cfg) -> PostmortemReport:
     down = I.minutes(end - start) if r.severity == "P1" else 0.0
     r.escalation = I.escalation(start, resolved, down, cfg["escalation"], user_events, times["acknowledge"])
     # timeline
-    rows = I.metric_timeline(m, r.breaches, start, end) + events
+    rows = T.metric_timeline(m, r.breaches, start, end) + events
     if user_events is not None:
         near = user_events[(user_events["ts"] >= start - lead) & (user_events["ts"] <= end + lead)]
         rows += [{"ts": e.ts, "source": "events file", "event": e.kind, "detail": e.description} for e in near.itertuples()]
     done = dict(zip(I.STEPS, ("acknowledged", "assessed", "mitigated", "resolved")))
     rows += [{"ts": t, "source": "response", "event": done[step], "detail": f"{I.minutes(t - start):g} min after the start"}
              for step, t in times.items() if t is not None]
-    r.timeline = I.timeline(rows)
+    r.timeline = T.timeline(rows)
     r.title = p["title"] or (f"{r.hypotheses[0]['title'][0].upper()}{r.hypotheses[0]['title'][1:]} on {name}"
                              if r.hypotheses else f"Incident on {name}")
     r.findings = I.findings(subject=name, breaches=r.breaches, severity=r.severity, rule=r.severity_rule,
                             given=r.severity_given, resp=r.response, esc=r.escalation, hypotheses=r.hypotheses,
                             query_changes=regressions, events=events)
-    _drafts(r, p, times, name)
+    drafts(r, p, times, name)
     return r
 
 
@@ -426,47 +309,3 @@ def _writes(store, name, lo, hi, top_n) -> pd.DataFrame | None:
         w["writes_before"] = pd.NA
     w = w[w["writes"] > 0].sort_values("writes", ascending=False).head(top_n)
     return w[["schema", "table", "writes", "writes_before"]].reset_index(drop=True)
-
-
-def _drafts(r: PostmortemReport, p, times, name) -> None:
-    imp = r.impact
-    short = []
-    if "failing_share_pct" in imp:
-        short.append(f"{imp['failing_share_pct']:.0f}% of requests failing (peak {imp['peak_error_rate_pct']:.0f}%)")
-    if "peak_response_time_p95_ms" in imp:
-        short.append(f"p95 response time up to {imp['peak_response_time_p95_ms'] / 1000:.1f} s")
-    budget = ""
-    if r.budget is not None and len(r.budget):
-        top = r.budget.sort_values("budget_used_pct", ascending=False).iloc[0]
-        budget = (f"{top['budget_used_pct']:g} % of the {p['slo_period_days']:g}-day budget of {top['metric']} "
-                  f"({top['minutes_missed']:.2f} of {top['budget_minutes']:g} min)")
-    facts = {"title": r.title, "target": name, "severity": r.severity, "severity_rule": r.severity_rule,
-             "start": r.start, "end": r.end, "impact": I.impact_lines(imp), "impact_short": "; ".join(short),
-             "budget": budget, "notes": r.notes, "timeline": r.timeline, "response": r.response,
-             "escalation": r.escalation, "hypotheses": r.hypotheses, "service": p["service"],
-             "actions": [], **{k: times[s] for s, k in zip(I.STEPS, I.TIME_KEYS)}}
-    r.markdown = I.postmortem_markdown(facts)
-    r.messages = I.messages(facts)
-    r.artefacts.update({"md": r.markdown, "status_page.txt": r.messages["status_page"],
-                        "customer.txt": r.messages["customer"], "team.txt": r.messages["team"]})
-
-
-# -- what the notebook shows --------------------------------------------------------------------
-def summary_rows(r: PostmortemReport) -> pd.DataFrame:
-    rows = [("target", r.target_display)]
-    if r.found:
-        rows += [("title", r.title), ("severity", r.severity_rule),
-                 ("start", I.fmt_ts(r.start)), ("end", I.fmt_ts(r.end)),
-                 ("duration", I.duration_words(r.end - r.start)), ("window", r.how)]
-        rows += [("impact", line) for line in I.impact_lines(r.impact)]
-    else:
-        rows += [("searched", f"{I.fmt_ts(r.since)} to {I.fmt_ts(r.until)}"), ("result", "no incident found")]
-    return pd.DataFrame(rows, columns=["what", "value"])
-
-
-def hypothesis_rows(r: PostmortemReport) -> pd.DataFrame:
-    rows = []
-    for h in r.hypotheses:
-        rows += [(h["rank"], h["title"], "for", x) for x in h["for"]]
-        rows += [(h["rank"], h["title"], "against", x) for x in h["against"]]
-    return pd.DataFrame(rows, columns=["rank", "hypothesis", "evidence", "row"])
