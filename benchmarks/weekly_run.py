@@ -157,6 +157,38 @@ def run_child(mode: str, url: str, dsn: str, week: str, keep: Path | None) -> di
             shutil.rmtree(out, ignore_errors=True)
 
 
+# -- what a new kernel costs ---------------------------------------------------------------
+
+IMPORTS = ("%matplotlib inline\nfrom IPython.display import display\n"
+           "from vhdiag.reports import slow_queries, slow_queries_view, capacity, handoff, figures, tables")
+
+
+def kernel_cost(runs: int) -> tuple[list[float], list[float]]:
+    """(seconds to a ready kernel, seconds for the reports' imports in it) of ``runs`` new kernels:
+    ``WeeklyRun.kernel_start_s`` counts the first; the second falls in each notebook's first cell,
+    which a shared kernel pays once."""
+    from jupyter_client import KernelManager
+    ready, imports = [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(cwd=str(WORK), extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            ready.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            reply = kc.execute_interactive(IMPORTS, timeout=120, output_hook=lambda msg: None)
+            if reply["content"]["status"] != "ok":
+                raise SystemExit(f"the reports' imports failed in a new kernel: {reply['content'].get('evalue')}")
+            imports.append(time.perf_counter() - began)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    return ready, imports
+
+
 # -- main ----------------------------------------------------------------------------------
 
 LABELS = {"shared": "(a) one shared kernel", "per-report": "(b) a kernel per report"}
@@ -230,6 +262,9 @@ def main():
                 print(f"run {i + 1} {mode:<10} wall {r['wall_s']:6.1f} s  kernel start {r['kernel_s']:5.1f} s "
                       f"({r['share_pct']:.0f} %)  {parts}", flush=True)
         report(results)
+        ready, imports = kernel_cost(args.runs)
+        print(f"a new kernel: ready {_stat(ready, '{:5.2f}')} s, then the reports' imports (vhdiag, pandas, "
+              f"matplotlib) {_stat(imports, '{:5.2f}')} s; a run pays both once per kernel")
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:
