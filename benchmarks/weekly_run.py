@@ -23,8 +23,9 @@ Printed per run: the wall time, the time spent starting kernels and its share, e
 wall time and the size of its HTML (target: under 5 MB each); then min and median of each, and
 the ratio of (a) to (b) by medians.
 
-    /work/main/.venv/bin/python benchmarks/weekly_run.py --store sqlite --runs 3
-    /work/main/.venv/bin/python benchmarks/weekly_run.py --store postgresql --runs 3
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/weekly_run.py --store sqlite --runs 3
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/weekly_run.py --store postgresql --runs 3
+    # PYTHONPATH: the kernels import vhdiag from it (this checkout's, not an installed one)
     # --realign: move the week and make its sums again; --keep: leave the last run's reports
 """
 from __future__ import annotations

@@ -225,14 +225,13 @@ def _series(history, queryid, since, until, target) -> pd.DataFrame:
 
 
 def _interval_bars(ax, begin, end, heights) -> None:
-    """One bar per interval, from its start to its end, drawn as one artist: a week of 15-minute
-    snapshots is 672 bars, and as 672 patches (``ax.bar``) the slow-query report's drill-down of
-    five statements took seconds to draw (benchmarks/weekly_run.py)."""
+    """A bar per interval as one artist: a week is 672 bars, and as patches (``ax.bar``) the
+    drill-down of five statements took seconds to draw (benchmarks/weekly_run.py)."""
     import matplotlib.dates as mdates
     from matplotlib.collections import PolyCollection
     ax.xaxis.update_units(begin)          # a time axis, as ax.bar would have made it
-    x0, x1 = mdates.date2num(begin), mdates.date2num(end)
-    verts = [((a, 0.0), (a, h), (b, h), (b, 0.0)) for a, b, h in zip(x0, x1, heights)]
+    edges = zip(mdates.date2num(begin), mdates.date2num(end), heights)
+    verts = [((a, 0.0), (a, h), (b, h), (b, 0.0)) for a, b, h in edges]
     ax.add_collection(PolyCollection(verts, facecolors="#4c72b0", edgecolors="white", linewidths=0.5))
     ax.autoscale_view()
     ax.set_ylim(bottom=0)
