@@ -224,6 +224,19 @@ def _series(history, queryid, since, until, target) -> pd.DataFrame:
     return frame
 
 
+def _interval_bars(ax, begin, end, heights) -> None:
+    """A bar per interval as one artist: a week is 672 bars, and as patches (``ax.bar``) the
+    drill-down of five statements took seconds to draw (benchmarks/weekly_run.py)."""
+    import matplotlib.dates as mdates
+    from matplotlib.collections import PolyCollection
+    ax.xaxis.update_units(begin)          # a time axis, as ax.bar would have made it
+    edges = zip(mdates.date2num(begin), mdates.date2num(end), heights)
+    verts = [((a, 0.0), (a, h), (b, h), (b, 0.0)) for a, b, h in edges]
+    ax.add_collection(PolyCollection(verts, facecolors="#4c72b0", edgecolors="white", linewidths=0.5))
+    ax.autoscale_view()
+    ax.set_ylim(bottom=0)
+
+
 def _statement_axes(calls_ax, mean_ax, frame: pd.DataFrame) -> None:
     """Calls per interval as bars spanning each interval; mean execution time as points at the
     interval's middle; an interval with incomplete figures marked with a red x."""
@@ -231,8 +244,7 @@ def _statement_axes(calls_ax, mean_ax, frame: pd.DataFrame) -> None:
     span = pd.to_timedelta(_numbers(frame["interval_s"]).fillna(0).to_numpy(), unit="s")
     begin, mid = end - span, end - span / 2
     calls = _numbers(frame["calls"]).fillna(0)
-    calls_ax.bar(begin, calls, width=(span / pd.Timedelta(days=1)), align="edge", color="#4c72b0",
-                 edgecolor="white")
+    _interval_bars(calls_ax, begin, end, calls.to_numpy(dtype=float))
     mean = _numbers(frame["mean_exec_ms"]) if "mean_exec_ms" in frame.columns else \
         _numbers(frame["total_exec_ms"]) / calls.where(calls > 0)
     mean_ax.plot(mid, mean, marker="o", color="#dd8452", linestyle="-" if len(mean) > 1 else "none")

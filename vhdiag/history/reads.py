@@ -170,12 +170,19 @@ def _empty_window() -> pd.DataFrame:
 
 
 def statement_series(conn, target_id: int, queryid: int, since, until) -> pd.DataFrame:
+    """One statement's delta rows per snapshot (one per role and database it ran as).
+
+    The statement's ids are named first (``IN``), so each snapshot's row is found by the delta
+    table's key: joined on the queryid alone, SQLite read every delta row of every snapshot in the
+    window and looked its statement up, 0.3-0.4 s a statement on a week of 5,000 statements
+    (benchmarks/weekly_run.py)."""
     d, s, st = S.statement_deltas, S.snapshots, S.statements
+    ids = sa.select(st.c.id).where(st.c.target_id == target_id, st.c.queryid == queryid)
     q = _between(
         sa.select(s.c.ts, s.c.interval_s, st.c.user, st.c.database, st.c.toplevel,
                   *[getattr(d.c, c) for c in SUMMED], d.c.complete, d.c.note)
         .join(s, s.c.id == d.c.snapshot_id).join(st, st.c.id == d.c.statement_id)
-        .where(s.c.target_id == target_id, st.c.queryid == queryid), s.c.ts, since, until)
+        .where(s.c.target_id == target_id, d.c.statement_id.in_(ids)), s.c.ts, since, until)
     frame = pd.read_sql(q.order_by(s.c.ts), conn)
     frame["ts"] = utc_series(frame["ts"])
     for c in SUMMED:
