@@ -12,168 +12,18 @@ returns a matplotlib Figure with its axes labelled in units (ms, %, MB, UTC):
 >>> plot.growth(h, since="30d")               # the tables that grew most, size over time
 >>> plot.compare(h.compare("7d", "now"))      # this week's mean time against last week's
 
-Query text reaches matplotlib only through ``label``, and every figure is drawn plain
-(``_plain``): ``DO $$BEGIN ... END$$`` among the top statements once stopped the whole report,
-because matplotlib read ``$...$`` as mathtext. LaTeX is never used, whatever the user's
-matplotlibrc says (it would be handed query text, and run). The reports' own figures (forecasts,
-the incident's metrics) are in vhdiag/reports/figures.py, on the same machinery; their HTML
-tables in vhdiag/reports/tables.py.
+How they are drawn (query text only through ``label``, mathtext and LaTeX off, units on the
+axes, UTC) is vhdiag/plotting.py, which the reports' own figures (vhdiag/reports/figures.py) share;
+``label`` is public here too. The reports' HTML tables are in vhdiag/reports/tables.py.
 """
 from __future__ import annotations
 
-import re
-from contextlib import contextmanager
-
 import pandas as pd
 
-from .display import terminal_safe
 from .errors import ConfigError
+from .plotting import axis_label, byte_scale, done, empty, figure, label, naive, need, numbers, row_names, time_axis
 
 
-def label(value, n: int | None = None) -> str:
-    """Text from the server (query text, names) as a chart label: one line, control characters
-    shown (``\\x1b``), at most ``n`` characters (``…`` marks the cut), every ``$`` escaped as ``\\$``.
-
-    Matplotlib reads ``$...$`` as mathtext: ``DO $$BEGIN ... END$$`` raised ValueError and stopped
-    the report, ``$fn$ ... $fn$`` came out in italics. With no unescaped ``$`` nothing is math, so
-    any matplotlib text with the default ``text.parse_math`` draws the label and shows ``\\$`` as
-    ``$``; ``\\``, ``{``, ``}``, ``_`` and ``^`` mean something only inside math. vhdiag's own
-    figures also draw every text plain (``_plain``); this keeps a label safe wherever it goes.
-    """
-    text = re.sub(r"\s+", " ", "" if value is None else str(value)).strip()
-    text = terminal_safe(text.encode("utf-8", "backslashreplace").decode("utf-8"))   # lone surrogates too
-    if n is not None and len(text) > n:
-        text = text[: max(n - 1, 0)] + "…"
-    return text.replace("$", "\\$")
-
-
-def _unescaped(text: str) -> str:
-    """What matplotlib shows for a label when mathtext is on (``\\$`` -> ``$``), for plain texts."""
-    return text.replace("\\$", "$")
-
-
-# Every vhdiag figure is built with these, whatever the user's matplotlibrc says: no LaTeX (it
-# would get query text, and be run), no mathtext in texts or in the number formatters.
-_PLAIN_RC = {"text.usetex": False, "text.parse_math": False, "axes.formatter.use_mathtext": False}
-
-
-@contextmanager
-def _figure():
-    import matplotlib
-    import matplotlib.pyplot as plt
-    matplotlib.rcParams.update({"figure.dpi": 80, "font.size": 9})
-    with matplotlib.rc_context(_PLAIN_RC):
-        yield plt
-
-
-def _plain(fig):
-    """Draw every text of ``fig`` as it is: no mathtext, no LaTeX, labels unescaped back.
-
-    Texts made while building already are plain (``_PLAIN_RC``); this covers any made otherwise,
-    and the fixed tick labels, whose formatter sets their text again at each draw (their number is
-    fixed, so matplotlib makes no new tick texts later, which would take parse_math from the
-    rcParams of that moment). Call it before ``tight_layout``, which lays the texts out."""
-    import matplotlib.text
-    from matplotlib.ticker import FixedLocator
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            if isinstance(axis.get_major_locator(), FixedLocator):
-                axis.set_ticklabels([_unescaped(t.get_text()) for t in axis.get_majorticklabels()])
-    for text in fig.findobj(matplotlib.text.Text):
-        text.set_usetex(False)
-        text.set_parse_math(False)
-        text.set_text(_unescaped(text.get_text()))
-    return fig
-
-
-
-
-# -- units ------------------------------------------------------------------------------------
-# Axis labels of the columns vhdiag's frames share; any other column gets its unit from its
-# suffix (``_ms``, ``_pct``, ``_bytes``, ``_s``), as the frames name them.
-AXIS = {"total_exec_ms": "total execution time (ms)", "mean_exec_ms": "mean execution time (ms)",
-        "share_pct": "share of total execution time (%)", "calls": "calls", "rows": "rows",
-        "shared_blks_read": "shared blocks read", "temp_blks_written": "temp blocks written",
-        "extra_ms": "extra execution time against the baseline (ms)", "n_live_tup": "live rows",
-        "n_dead_tup": "dead rows", "seq_scan": "sequential scans", "idx_scan": "index scans",
-        "growth_bytes_per_day": "growth (bytes/day)", "age_s": "age (s)", "total_bytes": "total size (bytes)",
-        "table_bytes": "table size (bytes)", "index_bytes": "index size (bytes)"}
-_SUFFIX = (("_bytes_per_day", "bytes/day"), ("_ms", "ms"), ("_pct", "%"), ("_bytes", "bytes"), ("_s", "s"))
-# The column that names a row, most specific first: statements by their text, then relations.
-NAME_COLUMNS = ("query", "index", "table", "relation", "sequence", "name", "application", "database")
-
-
-def axis_label(column: str) -> str:
-    """``total_exec_ms`` -> ``total execution time (ms)``; unknown columns by their suffix."""
-    if column in AXIS:
-        return AXIS[column]
-    for suffix, unit in _SUFFIX:
-        if column.endswith(suffix):
-            return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
-    return column.replace("_", " ")
-
-
-def _byte_scale(top: float) -> tuple[float, str]:
-    """(divisor, unit) so that ``top`` bytes reads in kB, MB or GB (powers of 1024, as PostgreSQL)."""
-    return next(((1024.0 ** k, u) for k, u in ((4, "TB"), (3, "GB"), (2, "MB"), (1, "kB")) if top >= 1024.0 ** k),
-                (1.0, "bytes"))
-
-
-def _numbers(series) -> pd.Series:
-    """Floats with NaN for missing, from any numeric dtype (Int64, Float64, object of Decimals)."""
-    return pd.to_numeric(pd.Series(series), errors="coerce").astype("Float64").astype(float)
-
-
-def _naive(ts) -> pd.Series:
-    """UTC times without their zone (matplotlib's date axis), from any tz-aware or naive UTC column."""
-    return pd.to_datetime(pd.Series(ts), utc=True).dt.tz_localize(None)
-
-
-def row_names(frame: pd.DataFrame, n: int = 48) -> list[str]:
-    """Each row's name for an axis: the statement text and ``[queryid]``, ``schema.table`` ..."""
-    column = next((c for c in NAME_COLUMNS if c in frame.columns), None)
-    if column is None:
-        return [label(i) for i in frame.index]
-    names = [label(v, n) for v in frame[column]]
-    if column in ("table", "index", "sequence") and "schema" in frame.columns:
-        names = [label(f"{s}.{t}", n) for s, t in zip(frame["schema"], frame[column])]
-    if "queryid" in frame.columns:
-        names = [f"{t}  [{label(q)}]" for t, q in zip(names, frame["queryid"])]
-    return names
-
-
-def _need(frame, columns, what: str) -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise ConfigError(f"{what} takes a frame (from vhdiag.connect() or History), not {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ConfigError(f"{what}: the frame has no column {', '.join(map(repr, missing))}: "
-                          f"choose from {', '.join(map(str, frame.columns))}")
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#888")
-
-
-def _time_axis(ax, xlabel: str | None = "time (UTC)", lo=None, hi=None) -> None:
-    import matplotlib.dates as mdates
-    if lo is not None and hi is not None:
-        ax.set_xlim(lo, hi)
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.tick_params(axis="x", labelsize=8)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-
-
-def _done(fig, plt):
-    _plain(fig).tight_layout()
-    plt.close(fig)  # shown once, by display(fig) or the notebook's last expression
-    return fig
-
-
-# -- any frame: the top rows as bars ------------------------------------------------------------
 def top(frame: pd.DataFrame, by: str = "total_exec_ms", n: int = 10, title: str | None = None):
     """Horizontal bars: the ``n`` rows of ``frame`` with the largest ``by``, each named by its
     query-ish column (statement text and queryid; ``schema.table``; index; application ...).
@@ -185,14 +35,14 @@ def top(frame: pd.DataFrame, by: str = "total_exec_ms", n: int = 10, title: str 
     >>> plot.top(History().statements(since="7d"), by="calls")
     >>> plot.top(db.tables(), by="total_bytes", n=5)       # bytes shown in kB/MB/GB
     """
-    _need(frame, [by], "plot.top")
-    values = _numbers(frame[by].to_numpy())
+    need(frame, [by], "plot.top")
+    values = numbers(frame[by].to_numpy())
     rows = frame.assign(_v=values.to_numpy()).dropna(subset=["_v"]).sort_values("_v", ascending=False, kind="stable")
     rows = rows.head(max(int(n), 1))
     v = rows["_v"].astype(float).tolist()
-    scale, unit = _byte_scale(max(v + [0.0])) if by.endswith("bytes") else (1.0, "")
+    scale, unit = byte_scale(max(v + [0.0])) if by.endswith("bytes") else (1.0, "")
     xlabel = f"{axis_label(by)[: -len('(bytes)')]}({unit})" if unit else axis_label(by)
-    with _figure() as plt:
+    with figure() as plt:
         fig, ax = plt.subplots(figsize=(10, 0.35 * max(len(rows), 1) + 1.1))
         shown = [x / scale for x in v]
         ax.barh(range(len(rows)), shown, color="#4c72b0")
@@ -204,10 +54,10 @@ def top(frame: pd.DataFrame, by: str = "total_exec_ms", n: int = 10, title: str 
         ax.set_xlim(0, max(shown + [1e-9]) * 1.15)
         ax.set_xlabel(label(xlabel))
         if not len(rows):
-            _empty(ax, "no rows")
+            empty(ax, "no rows")
         ax.set_title(label(title or f"Top {len(rows)} by {axis_label(by)}", 200))
         ax.grid(axis="x", alpha=0.3)
-        return _done(fig, plt)
+        return done(fig, plt)
 
 
 # -- one statement over time, from the history store ----------------------------------------------
@@ -217,7 +67,7 @@ def _series(history, queryid, since, until, target) -> pd.DataFrame:
         frame = history
     else:
         frame = history.statement_series(int(queryid), since, until, target=target)
-    _need(frame, ["ts", "interval_s", "calls", "mean_exec_ms" if "mean_exec_ms" in frame.columns else "total_exec_ms"],
+    need(frame, ["ts", "interval_s", "calls", "mean_exec_ms" if "mean_exec_ms" in frame.columns else "total_exec_ms"],
           "plot.statement")
     if "user" in frame.columns and len(frame):   # History.statement_series: one row per user and database
         frame = per_interval(frame)
@@ -240,13 +90,13 @@ def _interval_bars(ax, begin, end, heights) -> None:
 def _statement_axes(calls_ax, mean_ax, frame: pd.DataFrame) -> None:
     """Calls per interval as bars spanning each interval; mean execution time as points at the
     interval's middle; an interval with incomplete figures marked with a red x."""
-    end = _naive(frame["ts"])
-    span = pd.to_timedelta(_numbers(frame["interval_s"]).fillna(0).to_numpy(), unit="s")
+    end = naive(frame["ts"])
+    span = pd.to_timedelta(numbers(frame["interval_s"]).fillna(0).to_numpy(), unit="s")
     begin, mid = end - span, end - span / 2
-    calls = _numbers(frame["calls"]).fillna(0)
+    calls = numbers(frame["calls"]).fillna(0)
     _interval_bars(calls_ax, begin, end, calls.to_numpy(dtype=float))
-    mean = _numbers(frame["mean_exec_ms"]) if "mean_exec_ms" in frame.columns else \
-        _numbers(frame["total_exec_ms"]) / calls.where(calls > 0)
+    mean = numbers(frame["mean_exec_ms"]) if "mean_exec_ms" in frame.columns else \
+        numbers(frame["total_exec_ms"]) / calls.where(calls > 0)
     mean_ax.plot(mid, mean, marker="o", color="#dd8452", linestyle="-" if len(mean) > 1 else "none")
     bad = ~frame["complete"].astype(bool).to_numpy() if "complete" in frame.columns else None
     if bad is not None and bad.any():
@@ -260,7 +110,7 @@ def _statement_axes(calls_ax, mean_ax, frame: pd.DataFrame) -> None:
     mean_ax.set_ylabel("mean execution time (ms)")
     if not len(frame):
         for ax in (calls_ax, mean_ax):
-            _empty(ax, "no interval in the window")
+            empty(ax, "no interval in the window")
 
 
 def statement(history, queryid: int, since=None, until=None, *, target: str | None = None,
@@ -276,24 +126,24 @@ def statement(history, queryid: int, since=None, until=None, *, target: str | No
     >>> plot.statement(h, h.statements(since="7d").iloc[0]["queryid"], since="7d", target="db1:5432/shop")
     """
     frame = _series(history, queryid, since, until, target)
-    with _figure() as plt:
+    with figure() as plt:
         fig, (calls_ax, mean_ax) = plt.subplots(1, 2, figsize=(11, 3.2))
         _statement_axes(calls_ax, mean_ax, frame)
         for ax in (calls_ax, mean_ax):
             ax.grid(alpha=0.3)
-            _time_axis(ax)
+            time_axis(ax)
         fig.suptitle(label(title or f"queryid {queryid}: calls and mean execution time per interval", 200))
-        return _done(fig, plt)
+        return done(fig, plt)
 
 
 def drilldown(series: dict, since=None, until=None, title: str = "Top queries over the window", queries=None):
     """The slow-query report's drill-down: ``statement``'s two panels for each of its top
     statements (``series``: queryid -> per-interval frame), on the window's time axis."""
-    with _figure() as plt:
+    with figure() as plt:
         n = max(len(series), 1)
         fig, axes = plt.subplots(n, 2, figsize=(11, 2.2 * n + 0.6), squeeze=False)
-        lo = _naive([since]).iloc[0] if since is not None else None
-        hi = _naive([until]).iloc[0] if until is not None else None
+        lo = naive([since]).iloc[0] if since is not None else None
+        hi = naive([until]).iloc[0] if until is not None else None
         for row, (key, frame) in enumerate(series.items()):
             calls_ax, mean_ax = axes[row]
             _statement_axes(calls_ax, mean_ax, frame)
@@ -303,9 +153,9 @@ def drilldown(series: dict, since=None, until=None, title: str = "Top queries ov
             mean_ax.set_title(f"queryid {shown}: mean time", fontsize=8, loc="left")
             for ax in (calls_ax, mean_ax):
                 ax.grid(alpha=0.3)
-                _time_axis(ax, "time (UTC)" if row == n - 1 else None, lo, hi)
+                time_axis(ax, "time (UTC)" if row == n - 1 else None, lo, hi)
         fig.suptitle(label(title, 200))
-        return _done(fig, plt)
+        return done(fig, plt)
 
 
 # -- table sizes over time ------------------------------------------------------------------------
@@ -322,7 +172,7 @@ def growth(history, table: str | None = None, since=None, until=None, *, target:
     >>> plot.growth(History(), "public.sales", since="90d")
     """
     frame = history if isinstance(history, pd.DataFrame) else history.table_series(since, until, target=target)
-    _need(frame, ["ts", "schema", "table", "total_bytes"], "plot.growth")
+    need(frame, ["ts", "schema", "table", "total_bytes"], "plot.growth")
     names = frame["schema"].astype(str) + "." + frame["table"].astype(str)
     if table is not None:
         wanted = names == table if "." in table else frame["table"].astype(str) == table
@@ -332,28 +182,28 @@ def growth(history, table: str | None = None, since=None, until=None, *, target:
                               f"{', '.join(known[:10]) or 'none'}{' ...' if len(known) > 10 else ''}")
         chosen = sorted(set(names[wanted]))
     else:
-        size = _numbers(frame["total_bytes"].to_numpy())
+        size = numbers(frame["total_bytes"].to_numpy())
         ordered = frame.assign(_name=names.to_numpy(), _size=size.to_numpy()).sort_values("ts", kind="stable")
         grown = ordered.groupby("_name")["_size"].agg(lambda s: s.iloc[-1] - s.iloc[0])
         chosen = list(grown.sort_values(ascending=False, kind="stable").index[: max(int(n), 1)])
-    top = float(_numbers(frame["total_bytes"].to_numpy()).max()) if len(frame) else 0.0
-    scale, unit = _byte_scale(top if top == top else 0.0)
-    with _figure() as plt:
+    top = float(numbers(frame["total_bytes"].to_numpy()).max()) if len(frame) else 0.0
+    scale, unit = byte_scale(top if top == top else 0.0)
+    with figure() as plt:
         fig, ax = plt.subplots(figsize=(11, 3.6))
         for name in chosen:
             rows = frame[(names == name).to_numpy()].sort_values("ts", kind="stable")
-            ax.plot(_naive(rows["ts"]), _numbers(rows["total_bytes"].to_numpy()) / scale, marker="o", markersize=3,
+            ax.plot(naive(rows["ts"]), numbers(rows["total_bytes"].to_numpy()) / scale, marker="o", markersize=3,
                     label=label(name, 60))
         if chosen:
             ax.legend(loc="upper left", fontsize=8)
         else:
-            _empty(ax, "no table sizes in the window: vhdiag snapshot records them")
+            empty(ax, "no table sizes in the window: vhdiag snapshot records them")
         ax.set_ylabel(f"size ({unit})")
         ax.grid(alpha=0.3)
-        _time_axis(ax)
+        time_axis(ax)
         what = chosen[0] if table is not None and len(chosen) == 1 else f"the {len(chosen)} tables that grew most"
         ax.set_title(label(title or f"Size of {what}", 200))
-        return _done(fig, plt)
+        return done(fig, plt)
 
 
 # -- two windows side by side -----------------------------------------------------------------------
@@ -371,12 +221,12 @@ def compare(comparison: pd.DataFrame, n: int = 10, title: str | None = None):
     >>> plot.compare(c)
     >>> plot.compare(c[c.status == "regressed"], n=5)
     """
-    _need(comparison, ["status", "mean_exec_ms", "baseline_mean_exec_ms"], "plot.compare")
+    need(comparison, ["status", "mean_exec_ms", "baseline_mean_exec_ms"], "plot.compare")
     changed = comparison[comparison["status"].astype(str) != "same"]
     rows = (changed if len(changed) else comparison).head(max(int(n), 1))
-    now, before = _numbers(rows["mean_exec_ms"].to_numpy()), _numbers(rows["baseline_mean_exec_ms"].to_numpy())
+    now, before = numbers(rows["mean_exec_ms"].to_numpy()), numbers(rows["baseline_mean_exec_ms"].to_numpy())
     status = rows["status"].astype(str).tolist()
-    with _figure() as plt:
+    with figure() as plt:
         fig, ax = plt.subplots(figsize=(10, 0.5 * max(len(rows), 1) + 1.3))
         y = pd.Series(range(len(rows)), dtype=float)
         ax.barh(y - 0.2, before.fillna(0), height=0.4, color="#b8bcc4", label="baseline")
@@ -385,7 +235,7 @@ def compare(comparison: pd.DataFrame, n: int = 10, title: str | None = None):
         positive = [v for v in list(now) + list(before) if v == v and v > 0]
         if positive and max(positive) / min(positive) > 100:
             from matplotlib.ticker import FuncFormatter, NullFormatter
-            ax.set_xscale("log")     # its default tick labels are mathtext, which _plain shows raw
+            ax.set_xscale("log")     # its default tick labels are mathtext, which plain shows raw
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
         for i, (s, a, b) in enumerate(zip(status, now, before)):
@@ -399,10 +249,10 @@ def compare(comparison: pd.DataFrame, n: int = 10, title: str | None = None):
         if len(rows):
             ax.legend(loc="lower right", fontsize=8)
         else:
-            _empty(ax, "no statement in either window")
+            empty(ax, "no statement in either window")
         a = comparison.attrs
         when = (f": {a['since']:%Y-%m-%d %H:%M} to {a['until']:%Y-%m-%d %H:%M} UTC against the "
                 f"{(a['until'] - a['since']) / pd.Timedelta(days=1):g} days before") \
             if "since" in a and "until" in a and a.get("baseline_until") == a["since"] else ""
         ax.set_title(label(title or f"Mean execution time, window against baseline{when}", 200))
-        return _done(fig, plt)
+        return done(fig, plt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..plot import _figure, _plain, label
+from ..plotting import figure, label, plain
 
 
 def forecast(f, name: str, unit: str = "", thresholds=()):
@@ -18,7 +18,7 @@ def forecast(f, name: str, unit: str = "", thresholds=()):
         top = max([float(f.history["value"].max())] + [float(t) for t, _ in thresholds]) if len(f.history) else 1
         scale, axis_unit = next(((1024.0 ** k, u) for k, u in ((3, "GB"), (2, "MB"), (1, "kB"))
                                  if top >= 1024.0 ** k), (1.0, "bytes"))
-    with _figure() as plt:
+    with figure() as plt:
         fig, ax = plt.subplots(figsize=(11, 3.6))
         h = f.history
         hx = pd.to_datetime(h["ts"], utc=True).dt.tz_localize(None)
@@ -50,7 +50,7 @@ def forecast(f, name: str, unit: str = "", thresholds=()):
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
         _threshold_labels(ax, marks)
-        _plain(fig).tight_layout()
+        plain(fig).tight_layout()
         plt.close(fig)
     return fig
 
@@ -85,7 +85,7 @@ def incident_metrics(metrics: pd.DataFrame, start=None, end=None, since=None, un
     names = names or {}
     thresholds = thresholds or {}
     keys = list(names) or sorted(set(metrics["metric"]))
-    with _figure() as plt:
+    with figure() as plt:
         fig, axes = plt.subplots(len(keys), 1, figsize=(11, 1.7 * len(keys) + 0.8), sharex=True, squeeze=False)
         naive = lambda t: pd.Timestamp(t).tz_convert("UTC").tz_localize(None)  # noqa: E731
         for ax, key in zip(axes[:, 0], keys):
@@ -109,6 +109,6 @@ def incident_metrics(metrics: pd.DataFrame, start=None, end=None, since=None, un
         axes[-1, 0].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         axes[-1, 0].set_xlabel("time (UTC); shaded: the incident; dashed: warning and critical thresholds")
         fig.suptitle(label(title, 200))
-        _plain(fig).tight_layout()
+        plain(fig).tight_layout()
         plt.close(fig)
         return fig
