@@ -160,9 +160,20 @@ def test_restart_keeps_counting_and_is_marked(own_server, tmp_path):
 def _crash_a_backend(server):
     """SIGKILL one backend: the postmaster reinitializes shared memory, and statistics are lost."""
     victim = psycopg.connect(server.dsn(via="socket"), autocommit=True)
+    witness = psycopg.connect(server.dsn(via="socket"), autocommit=True)
     pid = victim.execute("SELECT pg_backend_pid()").fetchone()[0]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
+    # The postmaster ends every other backend before it restarts: once the witness is gone, the
+    # crash restart has begun (a connection before that would still reach the old server).
+    while True:
+        try:
+            witness.execute("SELECT 1")
+        except psycopg.OperationalError:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("the crash restart never began")
+        time.sleep(0.05)
     while True:  # crash recovery takes a moment; wait until the server accepts connections again
         try:
             with psycopg.connect(server.dsn(via="socket"), autocommit=True) as conn:
