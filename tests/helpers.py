@@ -77,3 +77,20 @@ def fresh_database(server, name, setup=None, role=None):
     if setup:
         with server.admin(name) as conn:
             conn.execute(setup)
+
+
+class LoopbackHTTP:
+    """A threaded stdlib HTTP server on 127.0.0.1 (a free port) serving ``handler`` (a
+    BaseHTTPRequestHandler class): the health URLs and webhooks the checks' tests talk to."""
+
+    def __init__(self, handler):
+        import http.server
+        import threading
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from helpers import eventually
+from helpers import LoopbackHTTP, eventually
 from vhdiag import checks, cli
 from vhdiag.binaries import library_env
 from vhdiag.checks import backups as B
@@ -256,13 +256,12 @@ def test_cli_exit_codes_and_json(pg, tmp_path, capsys):
 
 
 # -- application health: a real HTTP server on loopback -------------------------------------------
-class _Health:
+class _Health(LoopbackHTTP):
     """A stdlib HTTP server on 127.0.0.1 (a free port) answering each path as ``routes`` say:
     path -> (status, body, delay_s)."""
 
     def __init__(self, routes):
         import http.server
-        import threading
         routes_ = routes
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -282,14 +281,8 @@ class _Health:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.base = f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture

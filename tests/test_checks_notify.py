@@ -2,12 +2,12 @@
 JSON; a webhook that fails, answers 500 or never answers is one warning and changes nothing else."""
 import json
 import socket
-import threading
 import time
 
 import pandas as pd
 import pytest
 
+from helpers import LoopbackHTTP
 from vhdiag import cli
 from vhdiag.checks import CheckRun, Result
 from vhdiag.checks import notify as N
@@ -19,7 +19,7 @@ def _no_user_config(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
-class _Hook:
+class _Hook(LoopbackHTTP):
     """A stdlib HTTP server on 127.0.0.1 recording each POST (path, headers, JSON body) and answering
     ``status`` after ``delay_s``."""
 
@@ -45,15 +45,8 @@ class _Hook:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        super().__init__(Handler)
         self.url = f"http://127.0.0.1:{self.port}/services/T000/B000/s3cretToken"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
