@@ -67,6 +67,8 @@ def run_fleet(args) -> int:
             summary = history.snapshot(target, t.name)
             return 0, (summary, history.display)
 
+    with History(args.history) as history:
+        history.prepare()                         # once, before the targets write in parallel
     outcomes = run_each(targets, task, jobs=args.jobs, progress=False if args.quiet else None, label="snapshot")
     pruned = None
     if not args.no_prune and any(o.value for o in outcomes):

@@ -198,6 +198,11 @@ class History(SnapshotWriter, CheckRuns):
                                      .values(value=str(S.SCHEMA_VERSION)))
         self._current = True
 
+    def prepare(self) -> None:
+        """Create (or migrate) the store now: parallel writers (snapshot --targets) then share
+        a ready store instead of racing to create it, which SQLite answers with "locked"."""
+        self._ready(guard.CREATE)
+
     def close(self) -> None:
         self.engine.dispose()
 
